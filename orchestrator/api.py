@@ -1,0 +1,230 @@
+"""The Python API that the CLI (and any other front end) calls: deploy, undeploy, status, outputs.
+
+Loading happens before anything is written: bad input leaves the store untouched.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+
+from orchestrator.engine.operations import Evaluation
+from orchestrator.engine.scheduler import Outcome, Reporter, RetryPolicy, Scheduler
+from orchestrator.executors.ansible import AnsibleExecutor
+from orchestrator.model import LoadError, Problem, Step, Topology
+from orchestrator.plan.lifecycle import install_plan, uninstall_plan
+from orchestrator.store.sqlite import Store, StoreError
+from orchestrator.tosca import csar
+from orchestrator.tosca.functions import Context, FunctionError, evaluate
+from orchestrator.tosca.loader import load
+from orchestrator.tosca.yamlio import read_yaml
+
+INSTALL, UNINSTALL = "install", "uninstall"
+
+
+class UsageError(Exception):
+    """The user asked for something that cannot be done as asked (exit code 2)."""
+
+
+@dataclass(frozen=True)
+class Result:
+    deployment: str
+    execution_id: str
+    outcome: Outcome
+
+
+def read_inputs(files: list[str], assignments: list[str]) -> dict[str, Any]:
+    """Inputs from -i files (merged in order) and --set key=value (last wins)."""
+    values: dict[str, Any] = {}
+    for file in files:
+        document, problems = read_yaml(file, "inputs file")
+        if problems:
+            raise LoadError(problems)
+        if document is None:
+            continue
+        if not isinstance(document, dict):
+            raise LoadError([Problem(file, "", "an inputs file must be a YAML mapping of input names to values")])
+        values.update(document)
+    for assignment in assignments:
+        key, sep, value = assignment.partition("=")
+        if not sep or not key.strip():
+            raise LoadError([Problem("--set", assignment, "expected key=value")])
+        values[key.strip()] = value
+    return values
+
+
+def new_execution_id() -> str:
+    return secrets.token_hex(4)
+
+
+class Orchestrator:
+    def __init__(self, home: Path, workers: int = 4):
+        self.home = home
+        self.store = Store(home)
+        self.workers = workers
+
+    def close(self) -> None:
+        self.store.close()
+
+    # -- deploy ----------------------------------------------------------------------------------
+
+    def deploy(self, name: str, path: str | None, inputs: Mapping[str, Any], *, resume: bool = False,
+               reporter: Reporter | None = None, cancel: threading.Event | None = None,
+               allow_remote_imports: bool = False) -> Result:
+        existing = self.store.deployment(name)
+        if resume:
+            if existing is None:
+                raise UsageError(f"no deployment named '{name}' to resume")
+            path, inputs = existing.topology_path, existing.inputs
+        if path is None:
+            raise UsageError("deploy needs a topology file (or --resume NAME)")
+        topology = self._load_for_deployment(name, path, inputs, allow_remote_imports)
+        self.store.acquire(name, "deploy")
+        try:
+            self.store.create_or_update_deployment(name, str(Path(path).resolve()), topology.template_file,
+                                                   dict(inputs), "deploying")
+            execution_id, done = self._execution_to_continue(name, INSTALL) if resume else (None, set())
+            if execution_id is None:
+                execution_id = new_execution_id()
+                self.store.start_execution(execution_id, name, INSTALL, {})
+            self.store.add_event(name, execution_id, "deployment", f"deploy started (execution {execution_id})")
+            outcome = self._scheduler(name, topology, execution_id, reporter, cancel).run(install_plan(topology), done)
+            status = "deployed" if outcome.ok else ("cancelled" if outcome.cancelled else "failed")
+            self._finish(name, execution_id, outcome, status)
+            return Result(name, execution_id, outcome)
+        finally:
+            self.store.release(name)
+
+    def undeploy(self, name: str, *, reporter: Reporter | None = None,
+                 cancel: threading.Event | None = None) -> Result:
+        existing = self.store.deployment(name)
+        if existing is None:
+            raise UsageError(f"no deployment named '{name}'")
+        topology = self._load_for_deployment(name, existing.topology_path, existing.inputs, False, reuse=True)
+        self.store.acquire(name, "undeploy")
+        try:
+            self.store.set_deployment_status(name, "undeploying")
+            execution_id = new_execution_id()
+            self.store.start_execution(execution_id, name, UNINSTALL, {})
+            states = self.store.states(name)
+            never_created = {n for n in topology.nodes if states.get(n, "initial") in ("initial", "deleted")}
+
+            def skip(step: Step) -> bool:
+                return step.node in never_created
+
+            outcome = self._scheduler(name, topology, execution_id, reporter, cancel, skip).run(
+                uninstall_plan(topology))
+            if outcome.ok:
+                self.store.end_execution(execution_id, "done")
+                self.store.delete_deployment(name)
+                shutil.rmtree(self._deployment_dir(name), ignore_errors=True)
+            else:
+                self._finish(name, execution_id, outcome, "undeploy_failed")
+            return Result(name, execution_id, outcome)
+        finally:
+            self.store.release(name)
+
+    # -- read ------------------------------------------------------------------------------------
+
+    def status(self, name: str) -> dict[str, Any]:
+        deployment = self._existing(name)
+        states = self.store.states(name)
+        attributes = self.store.attributes(name)
+        last: dict[str, Any] = {}
+        for run in self.store.operation_runs(name):
+            last[run.node] = {"operation": run.operation, "status": run.status, "host": run.host,
+                              "error": run.error}
+        nodes = sorted(set(states) | set(last))
+        return {
+            "name": name, "status": deployment.status, "topology": deployment.topology_path,
+            "nodes": {n: {"state": states.get(n, "initial"), "host": (last.get(n) or {}).get("host"),
+                          "last_operation": last.get(n), "attributes": attributes.get(n, {})} for n in nodes},
+        }
+
+    def outputs(self, name: str) -> dict[str, Any]:
+        deployment = self._existing(name)
+        topology = self._load_for_deployment(name, deployment.topology_path, deployment.inputs, False, reuse=True)
+        ev = self._evaluation(name, topology)
+        values: dict[str, Any] = {}
+        for output, expression in topology.outputs.items():
+            try:
+                values[output] = evaluate(expression, ev.context(None))
+            except FunctionError as exc:
+                values[output] = f"<unavailable: {exc}>"
+        return values
+
+    def list(self) -> list[dict[str, Any]]:
+        return [{"name": d.name, "status": d.status, "topology": d.topology_path, "updated": d.updated}
+                for d in self.store.deployments()]
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _existing(self, name: str):
+        deployment = self.store.deployment(name)
+        if deployment is None:
+            raise UsageError(f"no deployment named '{name}'")
+        return deployment
+
+    def _deployment_dir(self, name: str) -> Path:
+        return self.home / "deployments" / name
+
+    def _load_for_deployment(self, name: str, path: str, inputs: Mapping[str, Any], allow_remote: bool,
+                             reuse: bool = False) -> Topology:
+        """A CSAR is unpacked into the deployment's own folder at deploy time and read from there after."""
+        if csar.is_csar(path):
+            stored = self.store.deployment(name)
+            if reuse and stored is not None and Path(stored.template_file).is_file():
+                return load(stored.template_file, inputs)
+            return load(path, inputs, allow_remote_imports=allow_remote,
+                        unpack_dir=self._deployment_dir(name) / "csar")
+        return load(path, inputs, allow_remote_imports=allow_remote)
+
+    def _evaluation(self, name: str, topology: Topology, inputs: Mapping[str, Any] | None = None) -> Evaluation:
+        effective = dict(topology.input_values)
+        effective.update(inputs or {})
+        return Evaluation(topology, name, effective,
+                          read_attribute=lambda node, attr: self.store.attribute(name, node, attr),
+                          read_operation_output=lambda node, op, out: self.store.operation_output(name, node, op, out))
+
+    def _scheduler(self, name: str, topology: Topology, execution_id: str, reporter: Reporter | None,
+                   cancel: threading.Event | None, skip=None, inputs: Mapping[str, Any] | None = None) -> Scheduler:
+        return Scheduler(self.store, AnsibleExecutor(self.home), self._evaluation(name, topology, inputs),
+                         execution_id, workers=self.workers, reporter=reporter, cancel=cancel,
+                         retry_policy=retry_policy(topology), skip=skip)
+
+    def _execution_to_continue(self, name: str, workflow: str) -> tuple[str | None, set[str]]:
+        executions = [e for e in self.store.executions(name) if e.workflow == workflow]
+        if not executions or executions[-1].status == "done":
+            return None, set()
+        execution = executions[-1]
+        self.store.interrupted_runs_to_failed(execution.id)
+        self.store.reopen_execution(execution.id)
+        done = {s for s, status in self.store.step_statuses(execution.id).items() if status in ("done", "skipped")}
+        return execution.id, done
+
+    def _finish(self, name: str, execution_id: str, outcome: Outcome, status: str) -> None:
+        error = "; ".join(str(f) for f in outcome.failures) or None
+        self.store.end_execution(execution_id, "done" if outcome.ok else
+                                 ("cancelled" if outcome.cancelled else "failed"), error)
+        self.store.set_deployment_status(name, status)
+        self.store.add_event(name, execution_id, "deployment", f"{status}" + (f": {error}" if error else ""))
+
+
+def retry_policy(topology: Topology) -> RetryPolicy:
+    """Topology-wide retry settings from a policy of type orch.policies.Retry (properties override defaults)."""
+    policy = RetryPolicy()
+    for body in topology.policies.values():
+        if isinstance(body, dict) and body.get("type") == "orch.policies.Retry":
+            props = body.get("properties") or {}
+            policy.unreachable_retries = int(props.get("unreachable_retries", policy.unreachable_retries))
+            policy.failure_retries = int(props.get("failure_retries", policy.failure_retries))
+            policy.delay = float(props.get("delay", policy.delay))
+    return policy
+
+
+__all__ = ["Orchestrator", "UsageError", "StoreError", "read_inputs", "Result", "Context"]

@@ -1,0 +1,293 @@
+"""The `orch` command line: parse arguments, call the API, render. Exit codes: 0 ok, 1 an operation
+failed, 2 bad input or usage. No traceback reaches the user unless ORCH_DEBUG=1."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from orchestrator.api import Orchestrator, UsageError, read_inputs
+from orchestrator.engine.scheduler import Outcome
+from orchestrator.executors.ansible import TaskEvent
+from orchestrator.model import LoadError, Step
+from orchestrator.plan import render
+from orchestrator.plan.lifecycle import install_plan, uninstall_plan
+from orchestrator.store.sqlite import DeploymentBusy, default_home
+from orchestrator.tosca.loader import load
+
+OK, FAILED, BAD_INPUT = 0, 1, 2
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class ProgressReporter:
+    """Live progress: one line as each operation starts and ends, task lines with -v."""
+
+    def __init__(self, console: Console, verbose: bool = False):
+        self.console = console
+        self.verbose = verbose
+        self.started: dict[str, float] = {}
+        self.lock = threading.Lock()
+
+    def step_started(self, step: Step, host: str) -> None:
+        with self.lock:
+            self.started[step.id] = time.monotonic()
+            self.console.print(f"[cyan]▶[/] {step.node} [bold]{step.operation}[/] on {host}")
+
+    def step_finished(self, step: Step, ok: bool, message: str | None) -> None:
+        with self.lock:
+            took = time.monotonic() - self.started.pop(step.id, time.monotonic())
+            if ok:
+                state = f" → {step.state}" if step.state else ""
+                self.console.print(f"[green]✔[/] {step.node} {step.operation}{state} [dim]({took:.1f}s)[/]")
+            else:
+                self.console.print(f"[red]✘[/] {step.node} {step.operation}: {message}")
+
+    def task_event(self, step: Step, event: TaskEvent) -> None:
+        if self.verbose:
+            with self.lock:
+                self.console.print(f"    [dim]{event.kind}: {event.task}[/]")
+
+
+def _home(ctx: click.Context) -> Path:
+    return ctx.obj["home"]
+
+
+def _problems_exit(problems: list) -> None:
+    err.print(f"[red]{len(problems)} problem{'s' if len(problems) != 1 else ''}:[/]")
+    for problem in problems:
+        err.print(f"  {problem}", markup=False)
+    sys.exit(BAD_INPUT)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--home", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where orch keeps its state (default $ORCH_HOME or ~/.local/share/orch).")
+@click.pass_context
+def cli(ctx: click.Context, home: Path | None) -> None:
+    """orch: TOSCA topologies made real with Ansible, for HPC workflows."""
+    ctx.obj = {"home": (home or default_home()).expanduser().resolve()}
+
+
+inputs_options = [
+    click.option("-i", "--inputs", "input_files", multiple=True, type=click.Path(dir_okay=False),
+                 help="YAML file of input values (repeatable; a site file works here)."),
+    click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE", help="One input value (repeatable)."),
+    click.option("--allow-remote-imports", is_flag=True, help="Allow http(s) imports to be fetched."),
+]
+
+
+def with_inputs(f):
+    for option in reversed(inputs_options):
+        f = option(f)
+    return f
+
+
+@cli.command()
+@click.argument("topology", type=click.Path(dir_okay=True))
+@with_inputs
+def validate(topology: str, input_files: tuple[str, ...], assignments: tuple[str, ...],
+             allow_remote_imports: bool) -> None:
+    """Check a topology; print every problem at once (exit 2 if any)."""
+    inputs = read_inputs(list(input_files), list(assignments))
+    loaded = load(topology, inputs, allow_remote_imports=allow_remote_imports)
+    out.print(f"[green]valid[/]: {topology} ({len(loaded.nodes)} nodes, {len(loaded.workflows)} workflows)")
+
+
+@cli.command()
+@click.argument("topology", type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(sorted(render.RENDERERS)), default="text")
+@click.option("--undeploy", is_flag=True, help="Show the undeploy plan instead.")
+@with_inputs
+def plan(topology: str, fmt: str, undeploy: bool, input_files: tuple[str, ...], assignments: tuple[str, ...],
+         allow_remote_imports: bool) -> None:
+    """Show the ordered operations of a deploy; nothing runs."""
+    inputs = read_inputs(list(input_files), list(assignments))
+    loaded = load(topology, inputs, allow_remote_imports=allow_remote_imports)
+    graph = uninstall_plan(loaded) if undeploy else install_plan(loaded)
+    if fmt == "text":
+        implemented = {sid for sid in graph.nodes if _implemented(loaded, graph.nodes[sid]["step"])}
+        out.print(render.as_text(graph, implemented), markup=False)
+    else:
+        out.print(render.RENDERERS[fmt](graph), markup=False)
+
+
+def _implemented(topology, step: Step) -> bool:
+    from orchestrator.engine.operations import operation_of
+
+    operation = operation_of(topology, step)
+    return bool(operation and operation.implementation)
+
+
+@cli.command()
+@click.argument("topology", required=False, type=click.Path())
+@click.option("-n", "--name", help="Deployment name (default: the topology file's stem).")
+@click.option("--workers", type=click.IntRange(1, 256), default=4, show_default=True,
+              help="Operations (or batches of operations) run at once.")
+@click.option("--resume", "resume_name", metavar="NAME", help="Continue a failed or interrupted deployment.")
+@click.option("-v", "--verbose", is_flag=True, help="Show each Ansible task.")
+@with_inputs
+@click.pass_context
+def deploy(ctx: click.Context, topology: str | None, name: str | None, workers: int, resume_name: str | None,
+           verbose: bool, input_files: tuple[str, ...], assignments: tuple[str, ...],
+           allow_remote_imports: bool) -> None:
+    """Deploy a topology: run its install workflow."""
+    if resume_name is None and topology is None:
+        raise UsageError("deploy needs a TOPOLOGY file, or --resume NAME")
+    name = resume_name or name or Path(topology).stem
+    inputs = read_inputs(list(input_files), list(assignments))
+    orch = Orchestrator(_home(ctx), workers=workers)
+    cancel = _cancel_on_signals()
+    err.print(f"deploying [bold]{name}[/]" + (" (resuming)" if resume_name else ""))
+    result = orch.deploy(name, topology, inputs, resume=resume_name is not None,
+                         reporter=ProgressReporter(err, verbose), cancel=cancel,
+                         allow_remote_imports=allow_remote_imports)
+    _finish("deploy", name, result.outcome, f"orch outputs {name}")
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--workers", type=click.IntRange(1, 256), default=4, show_default=True)
+@click.option("-v", "--verbose", is_flag=True)
+@click.pass_context
+def undeploy(ctx: click.Context, name: str, workers: int, verbose: bool) -> None:
+    """Undeploy: stop and delete every node, in reverse order."""
+    orch = Orchestrator(_home(ctx), workers=workers)
+    err.print(f"undeploying [bold]{name}[/]")
+    result = orch.undeploy(name, reporter=ProgressReporter(err, verbose), cancel=_cancel_on_signals())
+    _finish("undeploy", name, result.outcome, None)
+
+
+def _finish(verb: str, name: str, outcome: Outcome, hint: str | None) -> None:
+    if outcome.ok:
+        err.print(f"[green]{verb} of {name} done[/] ({outcome.ran} operations run)")
+        if hint:
+            err.print(f"next: {hint}")
+        return
+    if outcome.cancelled:
+        err.print(f"[yellow]{verb} of {name} cancelled[/]; continue with: orch deploy --resume {name}")
+    for failure in outcome.failures:
+        err.print(f"failed: {failure}", markup=False, style="red")
+    if verb == "deploy":
+        err.print(f"fix the cause, then: orch deploy --resume {name}")
+    sys.exit(FAILED)
+
+
+def _cancel_on_signals() -> threading.Event:
+    """First Ctrl-C/SIGTERM: stop starting operations and let running ones end; second: leave now."""
+    cancel = threading.Event()
+
+    def handler(signum, frame):  # noqa: ARG001
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        err.print("[yellow]stopping: letting running operations finish (Ctrl-C again to leave now)[/]")
+        cancel.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    return cancel
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def status(ctx: click.Context, name: str, as_json: bool) -> None:
+    """Per node: state, host, last operation, attributes."""
+    data = Orchestrator(_home(ctx)).status(name)
+    if as_json:
+        out.print_json(json.dumps(data, default=str))
+        return
+    out.print(f"[bold]{name}[/]: {data['status']}  ({data['topology']})")
+    table = Table("node", "state", "host", "last operation", "attributes")
+    for node, info in data["nodes"].items():
+        last = info["last_operation"] or {}
+        attrs = ", ".join(f"{k}={v}" for k, v in info["attributes"].items())
+        table.add_row(node, info["state"], info["host"] or "", f"{last.get('operation', '')} {last.get('status', '')}",
+                      attrs)
+    out.print(table)
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def outputs(ctx: click.Context, name: str, as_json: bool) -> None:
+    """The deployment's outputs."""
+    values = Orchestrator(_home(ctx)).outputs(name)
+    if as_json:
+        out.print_json(json.dumps(values, default=str))
+        return
+    for key, value in values.items():
+        out.print(f"{key}: {value}", markup=False)
+
+
+@cli.command(name="list")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def list_deployments(ctx: click.Context, as_json: bool) -> None:
+    """Deployments and their status."""
+    rows = Orchestrator(_home(ctx)).list()
+    if as_json:
+        out.print_json(json.dumps(rows, default=str))
+        return
+    if not rows:
+        out.print("no deployments")
+        return
+    table = Table("name", "status", "topology")
+    for row in rows:
+        table.add_row(row["name"], row["status"], row["topology"])
+    out.print(table)
+
+
+def _register_optional_groups() -> None:
+    try:
+        from orchestrator.sim.cli import sim
+    except ImportError:
+        return
+    cli.add_command(sim)
+
+
+_register_optional_groups()
+
+
+def main(argv: list[str] | None = None) -> Any:
+    try:
+        return cli.main(args=argv, prog_name="orch", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        err.print("aborted")
+        sys.exit(FAILED)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(BAD_INPUT)
+    except LoadError as exc:
+        _problems_exit(exc.problems)
+    except (UsageError, DeploymentBusy) as exc:
+        err.print(f"error: {exc}", markup=False)
+        sys.exit(BAD_INPUT)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(FAILED)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
+        if os.environ.get("ORCH_DEBUG"):
+            raise
+        err.print(f"orch: internal error: {type(exc).__name__}: {exc} (set ORCH_DEBUG=1 for details)",
+                  markup=False)
+        sys.exit(FAILED)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+"""From a planned step to an executor request, and from the executor's result back to state:
+late evaluation of inputs, where the operation runs, Yorc's variable conventions, outputs → attributes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from orchestrator.executors.ansible import OperationRequest, Target, alias_for
+from orchestrator.model import LOCALHOST, ORCHESTRATOR, NodeTemplate, Operation, Step, Topology
+from orchestrator.tosca.functions import Context, FunctionError, compute_host, evaluate
+
+
+class StepError(Exception):
+    """A step could not even be prepared (an input or a host address could not be evaluated)."""
+
+
+@dataclass(frozen=True)
+class PreparedStep:
+    step: Step
+    operation: Operation | None  # None: nothing to run (no implementation) - a no-op that still moves state
+    host: str  # the Compute node name, or "orchestrator"
+    request: OperationRequest | None
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What late evaluation needs: the topology, the effective inputs and readers of the store."""
+
+    topology: Topology
+    deployment: str
+    inputs: Mapping[str, Any]
+    read_attribute: Callable[[str, str], Any]
+    read_operation_output: Callable[[str, str, str], Any]
+    read_secret: Callable[[str, str | None], Any] | None = None
+
+    def context(self, node: str | None, source: str | None = None, target: str | None = None) -> Context:
+        return Context(self.topology, node, self.inputs, self.read_attribute, self.read_operation_output,
+                       self.read_secret, source, target)
+
+
+def operation_of(topology: Topology, step: Step) -> Operation | None:
+    node = topology.nodes[step.node]
+    if step.operation is None:
+        return None
+    if step.requirement is not None:
+        return node.requirements[step.requirement].operations.get(step.operation)
+    return node.operations.get(step.operation)
+
+
+def prepare(step: Step, ev: Evaluation) -> PreparedStep:
+    operation = operation_of(ev.topology, step)
+    source = step.node
+    target_node = ev.topology.nodes[step.node].requirements[step.requirement].target \
+        if step.requirement is not None else None
+    runs_on = target_node if step.side == "target" else source
+    host_node = None if operation and (operation.operation_host or "").upper() == ORCHESTRATOR \
+        else compute_host(ev.topology, runs_on)
+    host_name = host_node or "orchestrator"
+    if operation is None or not operation.implementation:
+        return PreparedStep(step, operation, host_name, None)
+    context = ev.context(step.node, source if target_node else None, target_node)
+    try:
+        inputs = evaluate(dict(operation.inputs), context)
+        target = target_of(host_node, ev)
+    except FunctionError as exc:
+        raise StepError(f"{step.node} {step.operation}: {exc}") from exc
+    variables: dict[str, Any] = dict(inputs)
+    variables.update(context_variables(ev, step, host_name, target_node))
+    variables.update({name: artifact.file for name, artifact in ev.topology.nodes[step.node].artifacts.items()})
+    request = OperationRequest(alias_for(step.id), operation.implementation, target, variables,
+                               label=f"{step.node} {step.operation}")
+    return PreparedStep(step, operation, host_name, request)
+
+
+def context_variables(ev: Evaluation, step: Step, host: str, target_node: str | None) -> dict[str, Any]:
+    variables = {"NODE": step.node, "INSTANCE": f"{step.node}_0", "HOST": host, "DEPLOYMENT_ID": ev.deployment}
+    if target_node is not None:
+        variables.update({"SOURCE_NODE": step.node, "SOURCE_INSTANCE": f"{step.node}_0",
+                          "TARGET_NODE": target_node, "TARGET_INSTANCE": f"{target_node}_0"})
+    return variables
+
+
+def target_of(host_node: str | None, ev: Evaluation) -> Target:
+    """SSH access from the Compute: address attribute, endpoint port and credential, known_hosts."""
+    if host_node is None:
+        return Target("orchestrator", LOCALHOST)
+    compute = ev.topology.nodes[host_node]
+    context = ev.context(host_node)
+    address = None
+    for attribute in ("public_address", "private_address"):
+        address = evaluate({"get_attribute": ["SELF", attribute]}, context)
+        if address:
+            break
+    if not address:
+        raise FunctionError(f"host '{host_node}' has no public_address or private_address")
+    endpoint = evaluate(dict(compute.capabilities.get("endpoint") or {}), context)
+    credential = endpoint.get("credential") or {}
+    key_file = credential.get("token") if credential.get("token_type", "private_key") == "private_key" else None
+    python = evaluate(compute.properties.get("python_interpreter"), context) \
+        if "python_interpreter" in compute.properties else None
+    return Target(host_node, str(address), user=credential.get("user"), port=endpoint.get("port"),
+                  key_file=key_file, known_hosts_file=endpoint.get("known_hosts_file"), python=python)
+
+
+def attributes_from_facts(node: NodeTemplate, facts: Mapping[str, Any]) -> dict[str, Any]:
+    """Facts named like one of the node's attributes set that attribute (Yorc's convention)."""
+    return {name: value for name, value in facts.items() if name in node.attributes}
+
+
+def outputs_from_facts(facts: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in facts.items() if not k.startswith("ansible_") and k != "discovered_interpreter_python"}

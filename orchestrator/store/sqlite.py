@@ -1,0 +1,428 @@
+"""The deployment store: the one module that owns SQL.
+
+SQLite in WAL mode under $ORCH_HOME. Every state change is one transaction, and an operation is
+recorded as started before it runs and done/failed after, so a crash leaves a precise resume point.
+One connection per Store, shared by the engine's threads behind a lock.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS deployments (
+  name TEXT PRIMARY KEY,
+  topology_path TEXT NOT NULL,
+  template_file TEXT NOT NULL,
+  inputs TEXT NOT NULL,
+  status TEXT NOT NULL,
+  created REAL NOT NULL,
+  updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS locks (
+  deployment TEXT PRIMARY KEY,
+  pid INTEGER NOT NULL,
+  process_start TEXT NOT NULL,
+  command TEXT NOT NULL,
+  since REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS instances (
+  deployment TEXT NOT NULL,
+  node TEXT NOT NULL,
+  state TEXT NOT NULL,
+  updated REAL NOT NULL,
+  PRIMARY KEY (deployment, node)
+);
+CREATE TABLE IF NOT EXISTS attributes (
+  deployment TEXT NOT NULL,
+  node TEXT NOT NULL,
+  name TEXT NOT NULL,
+  value TEXT NOT NULL,
+  PRIMARY KEY (deployment, node, name)
+);
+CREATE TABLE IF NOT EXISTS executions (
+  id TEXT PRIMARY KEY,
+  deployment TEXT NOT NULL,
+  workflow TEXT NOT NULL,
+  status TEXT NOT NULL,
+  inputs TEXT NOT NULL,
+  started REAL NOT NULL,
+  ended REAL,
+  error TEXT
+);
+CREATE INDEX IF NOT EXISTS executions_by_deployment ON executions (deployment, started);
+CREATE TABLE IF NOT EXISTS steps (
+  execution_id TEXT NOT NULL,
+  step_id TEXT NOT NULL,
+  status TEXT NOT NULL,
+  updated REAL NOT NULL,
+  PRIMARY KEY (execution_id, step_id)
+);
+CREATE TABLE IF NOT EXISTS operation_runs (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  execution_id TEXT NOT NULL,
+  deployment TEXT NOT NULL,
+  step_id TEXT NOT NULL,
+  node TEXT NOT NULL,
+  operation TEXT NOT NULL,
+  host TEXT,
+  status TEXT NOT NULL,
+  started REAL NOT NULL,
+  ended REAL,
+  outputs TEXT,
+  error TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_by_node ON operation_runs (deployment, node, operation, id);
+CREATE TABLE IF NOT EXISTS events (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  deployment TEXT NOT NULL,
+  execution_id TEXT,
+  ts REAL NOT NULL,
+  kind TEXT NOT NULL,
+  node TEXT,
+  operation TEXT,
+  message TEXT NOT NULL,
+  data TEXT
+);
+CREATE INDEX IF NOT EXISTS events_by_execution ON events (deployment, execution_id, id);
+"""
+
+
+class StoreError(Exception):
+    pass
+
+
+class DeploymentBusy(StoreError):
+    pass
+
+
+@dataclass(frozen=True)
+class Deployment:
+    name: str
+    topology_path: str
+    template_file: str
+    inputs: dict[str, Any]
+    status: str
+    created: float
+    updated: float
+
+
+@dataclass(frozen=True)
+class OperationRun:
+    id: int
+    execution_id: str
+    step_id: str
+    node: str
+    operation: str
+    host: str | None
+    status: str
+    started: float
+    ended: float | None
+    outputs: dict[str, Any]
+    error: str | None
+
+
+@dataclass(frozen=True)
+class Execution:
+    id: str
+    deployment: str
+    workflow: str
+    status: str
+    inputs: dict[str, Any]
+    started: float
+    ended: float | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class Event:
+    id: int
+    execution_id: str | None
+    ts: float
+    kind: str
+    node: str | None
+    operation: str | None
+    message: str
+    data: dict[str, Any] | None
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("ORCH_HOME") or Path.home() / ".local" / "share" / "orch")
+
+
+def process_start_time(pid: int) -> str | None:
+    """The kernel's start time of a process: with the pid it names one process, even after pid reuse."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+class Store:
+    def __init__(self, home: Path):
+        home.mkdir(parents=True, exist_ok=True)
+        self.home = home
+        self.path = home / "orch.db"
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute("PRAGMA foreign_keys=ON")
+        self._conn.executescript(SCHEMA)
+        os.chmod(self.path, 0o600)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def _tx(self):
+        return _Transaction(self._conn, self._lock)
+
+    def _query(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._conn.execute(sql, args).fetchall()
+
+    # -- deployments ---------------------------------------------------------------------------
+
+    def create_or_update_deployment(self, name: str, topology_path: str, template_file: str,
+                                    inputs: dict[str, Any], status: str) -> None:
+        now = time.time()
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO deployments (name, topology_path, template_file, inputs, status, created, updated)"
+                " VALUES (?,?,?,?,?,?,?) ON CONFLICT(name) DO UPDATE SET topology_path=excluded.topology_path,"
+                " template_file=excluded.template_file, inputs=excluded.inputs, status=excluded.status,"
+                " updated=excluded.updated",
+                (name, topology_path, template_file, json.dumps(inputs), status, now, now))
+
+    def set_deployment_status(self, name: str, status: str) -> None:
+        with self._tx() as c:
+            c.execute("UPDATE deployments SET status=?, updated=? WHERE name=?", (status, time.time(), name))
+
+    def deployment(self, name: str) -> Deployment | None:
+        rows = self._query("SELECT * FROM deployments WHERE name=?", (name,))
+        return _deployment(rows[0]) if rows else None
+
+    def deployments(self) -> list[Deployment]:
+        return [_deployment(r) for r in self._query("SELECT * FROM deployments ORDER BY name")]
+
+    def delete_deployment(self, name: str) -> None:
+        with self._tx() as c:
+            for table in ("instances", "attributes", "operation_runs", "events"):
+                c.execute(f"DELETE FROM {table} WHERE deployment=?", (name,))  # noqa: S608 - fixed names
+            c.execute("DELETE FROM steps WHERE execution_id IN (SELECT id FROM executions WHERE deployment=?)",
+                      (name,))
+            c.execute("DELETE FROM executions WHERE deployment=?", (name,))
+            c.execute("DELETE FROM deployments WHERE name=?", (name,))
+
+    # -- locks: one command at a time per deployment, across processes ------------------------
+
+    def acquire(self, deployment: str, command: str) -> None:
+        pid = os.getpid()
+        with self._tx() as c:
+            row = c.execute("SELECT * FROM locks WHERE deployment=?", (deployment,)).fetchone()
+            if row and row["pid"] != pid and process_start_time(row["pid"]) == row["process_start"]:
+                raise DeploymentBusy(f"deployment '{deployment}' is busy: '{row['command']}' is running "
+                                     f"(pid {row['pid']}, since {time.strftime('%H:%M:%S', time.localtime(row['since']))})")
+            c.execute("INSERT OR REPLACE INTO locks (deployment, pid, process_start, command, since)"
+                      " VALUES (?,?,?,?,?)", (deployment, pid, process_start_time(pid) or "", command, time.time()))
+
+    def release(self, deployment: str) -> None:
+        with self._tx() as c:
+            c.execute("DELETE FROM locks WHERE deployment=? AND pid=?", (deployment, os.getpid()))
+
+    # -- instances and attributes --------------------------------------------------------------
+
+    def set_state(self, deployment: str, node: str, state: str) -> None:
+        with self._tx() as c:
+            c.execute("INSERT OR REPLACE INTO instances (deployment, node, state, updated) VALUES (?,?,?,?)",
+                      (deployment, node, state, time.time()))
+
+    def states(self, deployment: str) -> dict[str, str]:
+        return {r["node"]: r["state"] for r in
+                self._query("SELECT node, state FROM instances WHERE deployment=?", (deployment,))}
+
+    def set_attributes(self, deployment: str, node: str, values: dict[str, Any]) -> None:
+        with self._tx() as c:
+            c.executemany("INSERT OR REPLACE INTO attributes (deployment, node, name, value) VALUES (?,?,?,?)",
+                          [(deployment, node, k, json.dumps(v)) for k, v in values.items()])
+
+    def attribute(self, deployment: str, node: str, name: str) -> Any:
+        rows = self._query("SELECT value FROM attributes WHERE deployment=? AND node=? AND name=?",
+                           (deployment, node, name))
+        return json.loads(rows[0]["value"]) if rows else None
+
+    def attributes(self, deployment: str) -> dict[str, dict[str, Any]]:
+        result: dict[str, dict[str, Any]] = {}
+        for r in self._query("SELECT node, name, value FROM attributes WHERE deployment=? ORDER BY node, name",
+                             (deployment,)):
+            result.setdefault(r["node"], {})[r["name"]] = json.loads(r["value"])
+        return result
+
+    # -- executions and their steps ------------------------------------------------------------
+
+    def start_execution(self, execution_id: str, deployment: str, workflow: str, inputs: dict[str, Any]) -> None:
+        with self._tx() as c:
+            c.execute("INSERT INTO executions (id, deployment, workflow, status, inputs, started)"
+                      " VALUES (?,?,?,?,?,?)",
+                      (execution_id, deployment, workflow, "running", json.dumps(inputs), time.time()))
+
+    def reopen_execution(self, execution_id: str) -> None:
+        with self._tx() as c:
+            c.execute("UPDATE executions SET status='running', ended=NULL, error=NULL WHERE id=?", (execution_id,))
+
+    def end_execution(self, execution_id: str, status: str, error: str | None = None) -> None:
+        with self._tx() as c:
+            c.execute("UPDATE executions SET status=?, ended=?, error=? WHERE id=?",
+                      (status, time.time(), error, execution_id))
+
+    def execution(self, execution_id: str) -> Execution | None:
+        rows = self._query("SELECT * FROM executions WHERE id=?", (execution_id,))
+        return _execution(rows[0]) if rows else None
+
+    def executions(self, deployment: str) -> list[Execution]:
+        return [_execution(r) for r in
+                self._query("SELECT * FROM executions WHERE deployment=? ORDER BY started", (deployment,))]
+
+    def step_statuses(self, execution_id: str) -> dict[str, str]:
+        return {r["step_id"]: r["status"] for r in
+                self._query("SELECT step_id, status FROM steps WHERE execution_id=?", (execution_id,))}
+
+    def set_step_status(self, execution_id: str, step_id: str, status: str) -> None:
+        with self._tx() as c:
+            c.execute("INSERT OR REPLACE INTO steps (execution_id, step_id, status, updated) VALUES (?,?,?,?)",
+                      (execution_id, step_id, status, time.time()))
+
+    # -- operation runs ------------------------------------------------------------------------
+
+    def operation_started(self, execution_id: str, deployment: str, step_id: str, node: str, operation: str,
+                          host: str | None, running_state: str | None) -> int:
+        """One transaction: the run is recorded, the step marked running, the node's state moved."""
+        now = time.time()
+        with self._tx() as c:
+            cur = c.execute("INSERT INTO operation_runs (execution_id, deployment, step_id, node, operation, host,"
+                            " status, started) VALUES (?,?,?,?,?,?,?,?)",
+                            (execution_id, deployment, step_id, node, operation, host, "started", now))
+            c.execute("INSERT OR REPLACE INTO steps (execution_id, step_id, status, updated) VALUES (?,?,?,?)",
+                      (execution_id, step_id, "running", now))
+            if running_state:
+                c.execute("INSERT OR REPLACE INTO instances (deployment, node, state, updated) VALUES (?,?,?,?)",
+                          (deployment, node, running_state, now))
+            return int(cur.lastrowid)
+
+    def operation_done(self, run_id: int, execution_id: str, deployment: str, step_id: str, node: str,
+                       outputs: dict[str, Any], attributes: dict[str, Any], state: str | None) -> None:
+        """One transaction: outputs, attributes set by the operation, the step done, the node's new state."""
+        now = time.time()
+        with self._tx() as c:
+            c.execute("UPDATE operation_runs SET status='done', ended=?, outputs=? WHERE id=?",
+                      (now, json.dumps(outputs), run_id))
+            c.executemany("INSERT OR REPLACE INTO attributes (deployment, node, name, value) VALUES (?,?,?,?)",
+                          [(deployment, node, k, json.dumps(v)) for k, v in attributes.items()])
+            c.execute("INSERT OR REPLACE INTO steps (execution_id, step_id, status, updated) VALUES (?,?,?,?)",
+                      (execution_id, step_id, "done", now))
+            if state:
+                c.execute("INSERT OR REPLACE INTO instances (deployment, node, state, updated) VALUES (?,?,?,?)",
+                          (deployment, node, state, now))
+
+    def operation_failed(self, run_id: int, execution_id: str, step_id: str, error: str,
+                         outputs: dict[str, Any] | None = None) -> None:
+        now = time.time()
+        with self._tx() as c:
+            c.execute("UPDATE operation_runs SET status='failed', ended=?, error=?, outputs=? WHERE id=?",
+                      (now, error, json.dumps(outputs or {}), run_id))
+            c.execute("INSERT OR REPLACE INTO steps (execution_id, step_id, status, updated) VALUES (?,?,?,?)",
+                      (execution_id, step_id, "failed", now))
+
+    def interrupted_runs_to_failed(self, execution_id: str) -> int:
+        """Runs left 'started' by a process that died: they did not finish, so they will run again."""
+        with self._tx() as c:
+            cur = c.execute("UPDATE operation_runs SET status='interrupted', ended=? WHERE execution_id=?"
+                            " AND status='started'", (time.time(), execution_id))
+            c.execute("UPDATE steps SET status='interrupted' WHERE execution_id=? AND status='running'",
+                      (execution_id,))
+            return cur.rowcount
+
+    def operation_output(self, deployment: str, node: str, operation: str, output: str) -> Any:
+        rows = self._query("SELECT outputs FROM operation_runs WHERE deployment=? AND node=? AND operation=?"
+                           " AND status='done' ORDER BY id DESC LIMIT 1", (deployment, node, operation))
+        if not rows or not rows[0]["outputs"]:
+            return None
+        return json.loads(rows[0]["outputs"]).get(output)
+
+    def operation_runs(self, deployment: str, execution_id: str | None = None) -> list[OperationRun]:
+        sql = "SELECT * FROM operation_runs WHERE deployment=?"
+        args: tuple = (deployment,)
+        if execution_id:
+            sql += " AND execution_id=?"
+            args += (execution_id,)
+        return [_run(r) for r in self._query(sql + " ORDER BY id", args)]
+
+    # -- events --------------------------------------------------------------------------------
+
+    def add_event(self, deployment: str, execution_id: str | None, kind: str, message: str,
+                  node: str | None = None, operation: str | None = None, data: dict[str, Any] | None = None) -> None:
+        with self._tx() as c:
+            c.execute("INSERT INTO events (deployment, execution_id, ts, kind, node, operation, message, data)"
+                      " VALUES (?,?,?,?,?,?,?,?)",
+                      (deployment, execution_id, time.time(), kind, node, operation, message,
+                       json.dumps(data) if data is not None else None))
+
+    def events(self, deployment: str, execution_id: str | None = None, after_id: int = 0) -> list[Event]:
+        sql = "SELECT * FROM events WHERE deployment=? AND id>?"
+        args: tuple = (deployment, after_id)
+        if execution_id:
+            sql += " AND execution_id=?"
+            args += (execution_id,)
+        return [Event(r["id"], r["execution_id"], r["ts"], r["kind"], r["node"], r["operation"], r["message"],
+                      json.loads(r["data"]) if r["data"] else None)
+                for r in self._query(sql + " ORDER BY id", args)]
+
+    def integrity_ok(self) -> bool:
+        return self._query("PRAGMA integrity_check")[0][0] == "ok"
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE … COMMIT under the store's thread lock; ROLLBACK on any exception."""
+
+    def __init__(self, conn: sqlite3.Connection, lock: threading.RLock):
+        self.conn, self.lock = conn, lock
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.lock.acquire()
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self.lock.release()
+            raise
+        return self.conn
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+        finally:
+            self.lock.release()
+
+
+def _deployment(r: sqlite3.Row) -> Deployment:
+    return Deployment(r["name"], r["topology_path"], r["template_file"], json.loads(r["inputs"]), r["status"],
+                      r["created"], r["updated"])
+
+
+def _execution(r: sqlite3.Row) -> Execution:
+    return Execution(r["id"], r["deployment"], r["workflow"], r["status"], json.loads(r["inputs"]), r["started"],
+                     r["ended"], r["error"])
+
+
+def _run(r: sqlite3.Row) -> OperationRun:
+    return OperationRun(r["id"], r["execution_id"], r["step_id"], r["node"], r["operation"], r["host"], r["status"],
+                        r["started"], r["ended"], json.loads(r["outputs"]) if r["outputs"] else {}, r["error"])

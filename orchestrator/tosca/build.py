@@ -1,0 +1,247 @@
+"""Build the model's node templates from the raw template and the type registry, finding what
+tosca-parser misses: operations inherited from types, undeclared interfaces and operations, missing
+playbooks, dangling requirements, requirement cycles and malformed function calls."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping
+
+import networkx as nx
+
+from orchestrator.model import Artifact, NodeTemplate, Operation, Problem, Requirement
+from orchestrator.tosca.functions import check_call, iter_functions
+from orchestrator.tosca.types import (TypeRegistry, absolutize_artifact, absolutize_operation,
+                                      interface_short_name, merge_operation, operations_of)
+
+DEFAULT_RELATIONSHIP = "tosca.relationships.DependsOn"
+NORMATIVE_INTERFACES = {"Standard": "tosca.interfaces.node.lifecycle.Standard",
+                        "Configure": "tosca.interfaces.relationship.Configure",
+                        "Runnable": "tosca.interfaces.node.lifecycle.Runnable"}
+
+
+class NodeBuilder:
+    """Turns raw node templates into `NodeTemplate`s, collecting problems instead of stopping."""
+
+    def __init__(self, registry: TypeRegistry, file_name: str, base_dir: str,
+                 relationship_templates: Mapping[str, Any], known_inputs: set[str]):
+        self.registry = registry
+        self.file = file_name
+        self.base_dir = base_dir
+        self.relationship_templates = relationship_templates
+        self.known_inputs = known_inputs
+        self.problems: list[Problem] = []
+        self.node_names: set[str] = set()
+
+    def problem(self, place: str, message: str) -> None:
+        self.problems.append(Problem(self.file, place, message))
+
+    def build_all(self, raw_nodes: Mapping[str, Any]) -> dict[str, NodeTemplate]:
+        self.node_names = set(raw_nodes)
+        nodes: dict[str, NodeTemplate] = {}
+        for name, raw in raw_nodes.items():
+            place = f"node_templates.{name}"
+            if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
+                self.problem(place, "needs a 'type'")
+                continue
+            node = self.build_node(name, raw, place)
+            if node is not None:
+                nodes[name] = node
+        self.check_requirement_cycles(nodes)
+        return nodes
+
+    def build_node(self, name: str, raw: Mapping[str, Any], place: str) -> NodeTemplate | None:
+        type_name = self.registry.full_name(raw["type"])
+        if not self.registry.knows(type_name):
+            self.problem(f"{place}.type", f"unknown node type '{raw['type']}' (is its type file imported?)")
+            return None
+        self.check_functions(raw.get("properties"), f"{place}.properties")
+        self.check_functions(raw.get("attributes"), f"{place}.attributes")
+        properties = self.defaults(type_name, "properties")
+        properties.update(raw.get("properties") or {})
+        # every declared attribute is listed (None when unset): a fact of that name sets it
+        attributes = {k: (v.get("default") if isinstance(v, dict) else None)
+                      for k, v in self.registry.merged_section(type_name, "attributes").items()}
+        attributes.update(raw.get("attributes") or {})
+        capabilities = {
+            cap: dict((value or {}).get("properties") or {})
+            for cap, value in (raw.get("capabilities") or {}).items() if isinstance(value, dict) or value is None}
+        for cap, props in capabilities.items():
+            self.check_functions(props, f"{place}.capabilities.{cap}.properties")
+        return NodeTemplate(
+            name=name,
+            type=type_name,
+            types=self.registry.lineage(type_name),
+            properties=properties,
+            attributes=attributes,
+            capabilities=capabilities,
+            requirements=self.requirements(name, type_name, raw.get("requirements") or [], place),
+            operations=self.operations(type_name, raw.get("interfaces") or {}, place, "Standard"),
+            artifacts=self.artifacts(type_name, raw.get("artifacts") or {}, place),
+        )
+
+    def defaults(self, type_name: str, section: str) -> dict[str, Any]:
+        return {k: v["default"] for k, v in self.registry.merged_section(type_name, section).items()
+                if isinstance(v, dict) and "default" in v}
+
+    def requirements(self, node: str, type_name: str, raw: Any, place: str) -> tuple[Requirement, ...]:
+        if not isinstance(raw, list):
+            self.problem(f"{place}.requirements", "must be a list")
+            return ()
+        declared = self.registry.requirement_definitions(type_name)
+        result: list[Requirement] = []
+        for i, entry in enumerate(raw):
+            where = f"{place}.requirements[{i}]"
+            if not isinstance(entry, dict) or len(entry) != 1:
+                self.problem(where, "must be a one-key mapping 'name: target'")
+                continue
+            req_name, value = next(iter(entry.items()))
+            value = value if isinstance(value, dict) else {"node": value}
+            target = value.get("node")
+            if not isinstance(target, str):
+                self.problem(where, f"requirement '{req_name}' names no target node")
+                continue
+            if target not in self.node_names:
+                self.problem(where, f"requirement '{req_name}' targets unknown node '{target}'")
+                continue
+            if target == node:
+                self.problem(where, f"requirement '{req_name}' targets the node itself")
+                continue
+            rel_type, rel_ifaces, rel_props = self.relationship_of(value.get("relationship"),
+                                                                   declared.get(req_name, {}), where)
+            if not self.registry.knows(rel_type):
+                self.problem(where, f"unknown relationship type '{rel_type}'")
+                continue
+            operations = self.operations(rel_type, rel_ifaces, where + ".relationship", "Configure")
+            result.append(Requirement(req_name, target, rel_type, self.registry.lineage(rel_type),
+                                      operations, rel_props))
+        return tuple(result)
+
+    def relationship_of(self, raw: Any, declared: Mapping[str, Any], where: str):
+        """(type, interface assignments, properties) of a requirement's relationship."""
+        if isinstance(raw, str) and raw in self.relationship_templates:
+            template = self.relationship_templates[raw] or {}
+            raw = template if isinstance(template, dict) else {}
+        if isinstance(raw, str):
+            return self.registry.full_name(raw, "relationship_types"), {}, {}
+        if isinstance(raw, dict):
+            rel_type = raw.get("type") or declared.get("relationship") or DEFAULT_RELATIONSHIP
+            if isinstance(rel_type, dict):
+                rel_type = rel_type.get("type", DEFAULT_RELATIONSHIP)
+            return (self.registry.full_name(str(rel_type), "relationship_types"),
+                    raw.get("interfaces") or {}, raw.get("properties") or {})
+        rel_type = declared.get("relationship") or DEFAULT_RELATIONSHIP
+        if isinstance(rel_type, dict):
+            rel_type = rel_type.get("type", DEFAULT_RELATIONSHIP)
+        return self.registry.full_name(str(rel_type), "relationship_types"), {}, {}
+
+    def operations(self, type_name: str, assigned: Any, place: str, default_iface: str) -> dict[str, Operation]:
+        """Operations declared along the type chain, refined by the template's own assignments."""
+        merged = self.registry.interface_operations(type_name)
+        if not isinstance(assigned, dict):
+            self.problem(f"{place}.interfaces", "must be a mapping of interfaces")
+            assigned = {}
+        for iface_name, iface in assigned.items():
+            short = interface_short_name(iface_name, (iface or {}).get("type") if isinstance(iface, dict) else None)
+            where = f"{place}.interfaces.{iface_name}"
+            if short not in merged and short not in NORMATIVE_INTERFACES:
+                self.problem(where, f"interface '{iface_name}' is not declared by type '{type_name}'")
+                continue
+            if not isinstance(iface, dict):
+                self.problem(where, "must be a mapping of operations")
+                continue
+            allowed = self.allowed_operations(short, type_name)
+            ops = merged.setdefault(short, {})
+            for op_name, op in operations_of(iface).items():
+                if allowed and op_name not in allowed and op_name not in ops:
+                    self.problem(f"{where}.{op_name}", f"interface '{short}' has no operation '{op_name}'")
+                    continue
+                ops[op_name] = merge_operation(ops.get(op_name, {}), absolutize_operation(op, self.base_dir))
+        result: dict[str, Operation] = {}
+        for short, ops in merged.items():
+            for op_name, op in ops.items():
+                operation = self.operation(short, op_name, op, f"{place}.interfaces.{short}.{op_name}")
+                if operation is not None:
+                    result[operation.key] = operation
+        return result
+
+    def allowed_operations(self, short: str, type_name: str) -> set[str]:
+        interface_type = NORMATIVE_INTERFACES.get(short)
+        if interface_type is None:
+            for definition in (self.registry.definitions[t] for t in self.registry.lineage(type_name)):
+                iface = (definition.get("interfaces") or {}).get(short)
+                if isinstance(iface, dict) and isinstance(iface.get("type"), str):
+                    interface_type = iface["type"]
+                    break
+        return self.registry.interface_type_operations(interface_type) if interface_type else set()
+
+    def operation(self, short: str, name: str, raw: Mapping[str, Any], where: str) -> Operation | None:
+        impl = raw.get("implementation")
+        dependencies: tuple[str, ...] = ()
+        operation_host = None
+        timeout = None
+        if isinstance(impl, dict):
+            dependencies = tuple(str(d) for d in impl.get("dependencies") or [])
+            operation_host = impl.get("operation_host")
+            timeout = impl.get("timeout")
+            impl = impl.get("primary")
+            impl = impl.get("file") if isinstance(impl, dict) else impl
+        if impl is not None and not isinstance(impl, str):
+            self.problem(where, "implementation must be a playbook path")
+            return None
+        if impl and impl.endswith((".yml", ".yaml")) and not os.path.isfile(impl):
+            self.problem(where, f"playbook '{impl}' does not exist")
+        inputs = raw.get("inputs") or {}
+        if not isinstance(inputs, dict):
+            self.problem(f"{where}.inputs", "must be a mapping")
+            inputs = {}
+        # Input *definitions* on types ({type:, default:}) carry their value in `default`.
+        inputs = {k: (v.get("default") if isinstance(v, dict) and "type" in v and "default" in v else v)
+                  for k, v in inputs.items()
+                  if not (isinstance(v, dict) and "type" in v and "default" not in v)}
+        self.check_functions(inputs, f"{where}.inputs")
+        return Operation(short, name, impl or None, inputs, dependencies,
+                         operation_host or raw.get("operation_host"),
+                         _number(timeout or raw.get("timeout")), _int(raw.get("retries")),
+                         _number(raw.get("retry_delay")))
+
+    def artifacts(self, type_name: str, raw: Any, place: str) -> dict[str, Artifact]:
+        merged = self.registry.merged_section(type_name, "artifacts")
+        if isinstance(raw, dict):
+            merged.update({k: absolutize_artifact(v, self.base_dir) for k, v in raw.items()})
+        result: dict[str, Artifact] = {}
+        for name, value in merged.items():
+            value = value if isinstance(value, dict) else {"file": value}
+            if not isinstance(value.get("file"), str):
+                self.problem(f"{place}.artifacts.{name}", "needs a 'file'")
+                continue
+            if "://" not in value["file"] and not os.path.exists(value["file"]):
+                self.problem(f"{place}.artifacts.{name}", f"artifact file '{value['file']}' does not exist")
+            result[name] = Artifact(name, str(value.get("type", "tosca.artifacts.File")), value["file"],
+                                    value.get("deploy_path"))
+        return result
+
+    def check_functions(self, value: Any, place: str) -> None:
+        for path, name, args in iter_functions(value):
+            message = check_call(name, args, self.known_inputs, self.node_names)
+            if message:
+                self.problem(f"{place}.{path}" if path else place, message)
+
+    def check_requirement_cycles(self, nodes: Mapping[str, NodeTemplate]) -> None:
+        graph = nx.DiGraph()
+        graph.add_edges_from((n.name, r.target) for n in nodes.values() for r in n.requirements)
+        try:
+            cycle = nx.find_cycle(graph)
+        except nx.NetworkXNoCycle:
+            return
+        names = [edge[0] for edge in cycle] + [cycle[0][0]]
+        self.problem(f"node_templates.{names[0]}.requirements",
+                     "requirement cycle: " + " -> ".join(names))
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _int(value: Any) -> int | None:
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None

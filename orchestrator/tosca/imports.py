@@ -1,0 +1,103 @@
+"""Imports: every type file a template pulls in, read by us first so that problems name the file
+and remote imports are refused before tosca-parser would fetch them."""
+
+from __future__ import annotations
+
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from orchestrator.model import Problem
+from orchestrator.tosca.yamlio import parse_yaml_text, read_yaml
+
+REMOTE_PREFIXES = ("http://", "https://")
+SHIPPED_TYPES = Path(__file__).resolve().parents[2] / "tosca_types"
+ORCH_TYPES_FILE = SHIPPED_TYPES / "orch-types.yaml"
+
+
+@dataclass(frozen=True)
+class ImportedFile:
+    location: str  # absolute path, or URL when remote imports are allowed
+    document: dict
+
+
+def import_location(entry: Any) -> str | None:
+    """The file an `imports` entry names, whatever form it was written in."""
+    if isinstance(entry, str):
+        return entry
+    if isinstance(entry, dict):
+        if "file" in entry and isinstance(entry["file"], str):
+            return entry["file"]
+        if len(entry) == 1:
+            value = next(iter(entry.values()))
+            if isinstance(value, str):
+                return value
+            if isinstance(value, dict) and isinstance(value.get("file"), str):
+                return value["file"]
+    return None
+
+
+def collect_imports(document: dict, template_file: str, allow_remote: bool) -> tuple[list[ImportedFile], list[Problem]]:
+    """Read the template's imports, depth first, each file once. Returns them in load order."""
+    seen: set[str] = set()
+    files: list[ImportedFile] = []
+    problems: list[Problem] = []
+
+    def visit(doc: dict, owner: str) -> None:
+        entries = doc.get("imports") or []
+        if not isinstance(entries, list):
+            problems.append(Problem(owner, "imports", "must be a list"))
+            return
+        for i, entry in enumerate(entries):
+            place = f"imports[{i}]"
+            location = import_location(entry)
+            if location is None:
+                problems.append(Problem(owner, place, f"cannot tell which file this import names: {entry!r}"))
+                continue
+            resolved, doc_or_none, entry_problems = _read_import(location, owner, place, allow_remote)
+            problems.extend(entry_problems)
+            if resolved is None or resolved in seen:
+                continue
+            seen.add(resolved)
+            if doc_or_none is None:
+                continue
+            visit(doc_or_none, resolved)
+            files.append(ImportedFile(resolved, doc_or_none))
+
+    visit(document, template_file)
+    if str(ORCH_TYPES_FILE) not in seen:
+        doc, extra = read_yaml(ORCH_TYPES_FILE, "orch's type file")
+        problems.extend(extra)
+        if doc is not None:
+            files.insert(0, ImportedFile(str(ORCH_TYPES_FILE), doc))
+    return files, problems
+
+
+def _read_import(location: str, owner: str, place: str, allow_remote: bool):
+    if location.startswith(REMOTE_PREFIXES) or owner.startswith(REMOTE_PREFIXES):
+        url = location if location.startswith(REMOTE_PREFIXES) else owner.rsplit("/", 1)[0] + "/" + location
+        if not allow_remote:
+            return None, None, [Problem(owner, place, f"remote import '{url}' refused; "
+                                        "pass --allow-remote-imports to fetch it")]
+        try:
+            with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 - the user allowed it
+                text = response.read(10 * 1024 * 1024).decode("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            return None, None, [Problem(owner, place, f"cannot fetch '{url}': {exc}")]
+        doc, problems = parse_yaml_text(text, url)
+        return url, _as_types_document(doc, url, problems), problems
+    path = (Path(owner).parent / location).resolve()
+    if not path.exists():
+        return None, None, [Problem(owner, place, f"imported file '{location}' does not exist (looked for {path})")]
+    doc, problems = read_yaml(path, "imported file")
+    return str(path), _as_types_document(doc, str(path), problems), problems
+
+
+def _as_types_document(doc: Any, name: str, problems: list[Problem]) -> dict | None:
+    if doc is None:
+        return None
+    if not isinstance(doc, dict):
+        problems.append(Problem(name, "", "an imported file must be a YAML mapping of type definitions"))
+        return None
+    return doc

@@ -1,0 +1,133 @@
+"""Input definitions and values: defaults, required inputs, types and constraints (which tosca-parser
+only warns about or ignores)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Mapping
+
+from orchestrator.model import InputDefinition, Problem
+
+_SCALARS = {"string", "integer", "float", "boolean", "timestamp", "version", "scalar-unit.size",
+            "scalar-unit.time", "scalar-unit.frequency", "scalar-unit.bitrate"}
+
+
+def parse_input_definitions(raw: Any, file_name: str, where: str) -> tuple[dict[str, InputDefinition], list[Problem]]:
+    if raw is None:
+        return {}, []
+    if not isinstance(raw, dict):
+        return {}, [Problem(file_name, where, "must be a mapping of input definitions")]
+    definitions: dict[str, InputDefinition] = {}
+    problems: list[Problem] = []
+    for name, spec in raw.items():
+        if spec is None:
+            spec = {}
+        if not isinstance(spec, dict):
+            problems.append(Problem(file_name, f"{where}.{name}", "must be a mapping with at least a type"))
+            continue
+        constraints = spec.get("constraints") or []
+        if not isinstance(constraints, list) or not all(isinstance(c, dict) and len(c) == 1 for c in constraints):
+            problems.append(Problem(file_name, f"{where}.{name}.constraints",
+                                    "must be a list of one-key constraint clauses"))
+            constraints = []
+        definitions[name] = InputDefinition(
+            name=name,
+            type=str(spec.get("type", "string")),
+            required=bool(spec.get("required", True)),
+            default=spec.get("default"),
+            has_default="default" in spec,
+            constraints=tuple(constraints),
+            description=str(spec.get("description", "")),
+        )
+    return definitions, problems
+
+
+def resolve_input_values(definitions: Mapping[str, InputDefinition], given: Mapping[str, Any],
+                         file_name: str, where: str = "inputs") -> tuple[dict[str, Any], list[Problem]]:
+    """Values for every declared input: given, else default; then typed and checked."""
+    values: dict[str, Any] = {}
+    problems: list[Problem] = []
+    for name, definition in definitions.items():
+        place = f"{where}.{name}"
+        if name in given:
+            value = given[name]
+        elif definition.has_default:
+            value = definition.default
+        elif definition.required:
+            problems.append(Problem(file_name, place, "required input has no value; give it with -i FILE or "
+                                    f"--set {name}=VALUE"))
+            continue
+        else:
+            continue
+        value, problem = coerce(value, definition.type)
+        if problem:
+            problems.append(Problem(file_name, place, problem))
+            continue
+        problems.extend(Problem(file_name, place, p) for p in check_constraints(value, definition.constraints))
+        values[name] = value
+    return values, problems
+
+
+def coerce(value: Any, type_name: str) -> tuple[Any, str | None]:
+    """Values from --set arrive as strings; make them the declared type or say why not."""
+    if isinstance(value, dict) and len(value) == 1 and next(iter(value)).startswith("get_"):
+        return value, None  # a function (e.g. get_secret) is evaluated later
+    try:
+        if type_name == "integer":
+            if isinstance(value, bool):
+                raise ValueError
+            return (value if isinstance(value, int) else int(str(value), 0)), None
+        if type_name == "float":
+            if isinstance(value, bool):
+                raise ValueError
+            return (value if isinstance(value, float) else float(value)), None
+        if type_name == "boolean":
+            if isinstance(value, bool):
+                return value, None
+            lowered = str(value).lower()
+            if lowered in ("true", "yes", "1"):
+                return True, None
+            if lowered in ("false", "no", "0"):
+                return False, None
+            raise ValueError
+        if type_name == "list":
+            return (value, None) if isinstance(value, list) else (value, f"expected a list, got {value!r}")
+        if type_name == "map":
+            return (value, None) if isinstance(value, dict) else (value, f"expected a map, got {value!r}")
+        if type_name in _SCALARS:
+            return (str(value) if not isinstance(value, (dict, list)) else value), (
+                None if not isinstance(value, (dict, list)) else f"expected a {type_name}, got {value!r}")
+    except (TypeError, ValueError):
+        return value, f"expected a {type_name}, got {value!r}"
+    return value, None  # a data type: checked by tosca-parser
+
+
+def check_constraints(value: Any, constraints: tuple[Mapping[str, Any], ...]) -> list[str]:
+    failures: list[str] = []
+    for clause in constraints:
+        (operator, bound), = clause.items()
+        try:
+            ok = _CHECKS[operator](value, bound)
+        except KeyError:
+            failures.append(f"unknown constraint '{operator}'")
+            continue
+        except (TypeError, ValueError, re.error):
+            ok = False
+        if not ok:
+            failures.append(f"value {value!r} violates constraint {operator}: {bound!r}")
+    return failures
+
+
+_CHECKS = {
+    "equal": lambda v, b: v == b,
+    "greater_than": lambda v, b: v > b,
+    "greater_or_equal": lambda v, b: v >= b,
+    "less_than": lambda v, b: v < b,
+    "less_or_equal": lambda v, b: v <= b,
+    "in_range": lambda v, b: b[0] <= v <= b[1],
+    "valid_values": lambda v, b: v in b,
+    "length": lambda v, b: len(v) == b,
+    "min_length": lambda v, b: len(v) >= b,
+    "max_length": lambda v, b: len(v) <= b,
+    "pattern": lambda v, b: re.fullmatch(b, str(v)) is not None,
+}

@@ -1,0 +1,185 @@
+"""The type registry: normative TOSCA types plus every imported and local type definition,
+with the inheritance walks tosca-parser does not do for us (operations declared on types)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Iterator, Mapping
+
+from toscaparser.elements.entity_type import EntityType
+
+TYPE_SECTIONS = ("node_types", "relationship_types", "capability_types", "interface_types",
+                 "data_types", "artifact_types", "policy_types", "group_types")
+NORMATIVE_PREFIXES = {"node_types": "tosca.nodes.", "relationship_types": "tosca.relationships.",
+                      "capability_types": "tosca.capabilities.", "interface_types": "tosca.interfaces.",
+                      "data_types": "tosca.datatypes.", "artifact_types": "tosca.artifacts."}
+INTERFACE_KEYWORDS = {"type", "inputs", "description", "derived_from", "version", "notifications"}
+
+
+@dataclass(frozen=True)
+class TypeRegistry:
+    definitions: Mapping[str, Mapping[str, Any]]  # full type name -> raw definition
+
+    @classmethod
+    def build(cls, documents: list[tuple[Mapping[str, Any], str]]) -> "TypeRegistry":
+        """documents: (parsed file, folder it came from), in import order."""
+        definitions: dict[str, Mapping[str, Any]] = dict(EntityType.TOSCA_DEF)
+        for doc, base_dir in documents:
+            for section in TYPE_SECTIONS:
+                types = doc.get(section)
+                if isinstance(types, dict):
+                    definitions.update({k: with_absolute_paths(v or {}, base_dir) if isinstance(v, dict) else {}
+                                        for k, v in types.items()})
+        return cls(definitions)
+
+    def full_name(self, name: str, section: str = "node_types") -> str:
+        if name in self.definitions:
+            return name
+        prefix = NORMATIVE_PREFIXES.get(section, "")
+        return prefix + name if prefix + name in self.definitions else name
+
+    def knows(self, name: str) -> bool:
+        return name in self.definitions
+
+    def lineage(self, name: str) -> tuple[str, ...]:
+        """The type and its ancestors, nearest first; stops at unknown types and loops."""
+        chain: list[str] = []
+        current: str | None = name
+        while current and current in self.definitions and current not in chain:
+            chain.append(current)
+            parent = self.definitions[current].get("derived_from")
+            current = parent if isinstance(parent, str) else None
+        return tuple(chain)
+
+    def _from_root(self, name: str) -> Iterator[Mapping[str, Any]]:
+        for type_name in reversed(self.lineage(name)):
+            yield self.definitions[type_name]
+
+    def merged_section(self, name: str, section: str) -> dict[str, Any]:
+        """properties/attributes/capabilities of a type with its ancestors', nearest wins."""
+        merged: dict[str, Any] = {}
+        for definition in self._from_root(name):
+            value = definition.get(section)
+            if isinstance(value, dict):
+                merged.update(value)
+        return merged
+
+    def requirement_definitions(self, name: str) -> dict[str, Mapping[str, Any]]:
+        merged: dict[str, Mapping[str, Any]] = {}
+        for definition in self._from_root(name):
+            for entry in definition.get("requirements") or []:
+                if isinstance(entry, dict):
+                    for req_name, req_def in entry.items():
+                        merged[req_name] = req_def if isinstance(req_def, dict) else {"node": req_def}
+        return merged
+
+    def interface_operations(self, name: str) -> dict[str, dict[str, dict[str, Any]]]:
+        """interface short name -> operation name -> merged operation definition, along derived_from."""
+        merged: dict[str, dict[str, dict[str, Any]]] = {}
+        for definition in self._from_root(name):
+            for iface_name, iface in (definition.get("interfaces") or {}).items():
+                if not isinstance(iface, dict):
+                    continue
+                short = interface_short_name(iface_name, iface.get("type"))
+                ops = merged.setdefault(short, {})
+                for op_name, op_def in operations_of(iface).items():
+                    ops[op_name] = merge_operation(ops.get(op_name, {}), op_def)
+        return merged
+
+    def interface_type_operations(self, interface_type: str) -> set[str]:
+        ops: set[str] = set()
+        for definition in self._from_root(interface_type):
+            ops.update(k for k in definition if k not in INTERFACE_KEYWORDS and k != "operations")
+            ops.update((definition.get("operations") or {}).keys())
+        return ops
+
+
+def interface_short_name(name: str, type_name: Any = None) -> str:
+    for candidate in (type_name, name):
+        if isinstance(candidate, str) and candidate.startswith("tosca.interfaces."):
+            return candidate.rsplit(".", 1)[-1]
+    return name.rsplit(".", 1)[-1] if name.startswith("tosca.interfaces.") else name
+
+
+def operations_of(interface: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Operations of an interface definition or assignment, TOSCA 1.2 style or 1.3 `operations:`."""
+    raw: dict[str, Any] = {}
+    if isinstance(interface.get("operations"), dict):
+        raw.update(interface["operations"])
+    raw.update({k: v for k, v in interface.items() if k not in INTERFACE_KEYWORDS and k != "operations"})
+    return {name: normalize_operation(value) for name, value in raw.items()}
+
+
+def normalize_operation(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        return {"implementation": value}
+    if isinstance(value, dict):
+        return dict(value)
+    return {"implementation": value}
+
+
+def merge_operation(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """A derived type or a template refines an operation: inputs merge, the rest is replaced."""
+    merged = dict(base)
+    for key, value in override.items():
+        if key == "inputs" and isinstance(value, dict):
+            merged["inputs"] = {**(base.get("inputs") or {}), **value}
+        elif value is not None:
+            merged[key] = value
+    return merged
+
+
+def with_absolute_paths(definition: Mapping[str, Any], base_dir: str) -> dict[str, Any]:
+    """A type's playbooks and artifacts are relative to the file that declares the type."""
+    result = dict(definition)
+    interfaces = definition.get("interfaces")
+    if isinstance(interfaces, dict):
+        result["interfaces"] = {
+            name: absolutize_interface(iface, base_dir) if isinstance(iface, dict) else iface
+            for name, iface in interfaces.items()}
+    artifacts = definition.get("artifacts")
+    if isinstance(artifacts, dict):
+        result["artifacts"] = {name: absolutize_artifact(a, base_dir) for name, a in artifacts.items()}
+    return result
+
+
+def absolutize_interface(interface: Mapping[str, Any], base_dir: str) -> dict[str, Any]:
+    result = {k: v for k, v in interface.items() if k in INTERFACE_KEYWORDS}
+    for op_name, op in operations_of(interface).items():
+        result[op_name] = absolutize_operation(op, base_dir)
+    return result
+
+
+def absolutize_operation(op: Mapping[str, Any], base_dir: str) -> dict[str, Any]:
+    result = dict(op)
+    impl = op.get("implementation")
+    if isinstance(impl, str):
+        result["implementation"] = _absolute(impl, base_dir)
+    elif isinstance(impl, dict):
+        impl = dict(impl)
+        if isinstance(impl.get("primary"), str):
+            impl["primary"] = _absolute(impl["primary"], base_dir)
+        elif isinstance(impl.get("primary"), dict) and isinstance(impl["primary"].get("file"), str):
+            impl["primary"] = {**impl["primary"], "file": _absolute(impl["primary"]["file"], base_dir)}
+        if isinstance(impl.get("dependencies"), list):
+            impl["dependencies"] = [_absolute(d, base_dir) if isinstance(d, str) else d
+                                    for d in impl["dependencies"]]
+        result["implementation"] = impl
+    return result
+
+
+def absolutize_artifact(artifact: Any, base_dir: str) -> Any:
+    if isinstance(artifact, str):
+        return _absolute(artifact, base_dir)
+    if isinstance(artifact, dict) and isinstance(artifact.get("file"), str):
+        return {**artifact, "file": _absolute(artifact["file"], base_dir)}
+    return artifact
+
+
+def _absolute(path: str, base_dir: str) -> str:
+    if "://" in path or path.startswith("/"):
+        return path
+    return os.path.normpath(os.path.join(base_dir, path))

@@ -1,0 +1,85 @@
+"""Reading YAML the user gave us: bounded in size, strict UTF-8, safe against alias bombs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from orchestrator.model import Problem
+
+MAX_FILE_BYTES = 10 * 1024 * 1024
+# An alias-expanded document bigger than this is a bomb, not a topology.
+MAX_EXPANDED_NODES = 2_000_000
+
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def read_yaml(path: str | Path, what: str = "file") -> tuple[Any, list[Problem]]:
+    """Return (document, problems). On any problem the document is None."""
+    name = str(path)
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+    except OSError as exc:
+        return None, [Problem(name, "", f"cannot read {what}: {exc.strerror or exc}")]
+    if not p.is_file():
+        return None, [Problem(name, "", f"{what} is not a regular file")]
+    if size > MAX_FILE_BYTES:
+        return None, [Problem(name, "", f"{what} is {size // (1024 * 1024)} MB; the limit is "
+                              f"{MAX_FILE_BYTES // (1024 * 1024)} MB")]
+    try:
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, [Problem(name, f"byte {exc.start}", "is not valid UTF-8 text")]
+    except OSError as exc:
+        return None, [Problem(name, "", f"cannot read {what}: {exc.strerror or exc}")]
+    return parse_yaml_text(text, name)
+
+
+def parse_yaml_text(text: str, name: str) -> tuple[Any, list[Problem]]:
+    try:
+        doc = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        place = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        return None, [Problem(name, place, f"malformed YAML: {exc.problem or exc.context}")]
+    except yaml.YAMLError as exc:
+        return None, [Problem(name, "", f"malformed YAML: {exc}")]
+    except RecursionError:
+        return None, [Problem(name, "", "malformed YAML: nested too deeply")]
+    if _expanded_size(doc) > MAX_EXPANDED_NODES:
+        return None, [Problem(name, "", "YAML aliases expand to more than "
+                              f"{MAX_EXPANDED_NODES:,} values (an alias bomb?)")]
+    return doc, []
+
+
+def _expanded_size(doc: Any) -> int:
+    """Size of the document with every alias expanded, counted without expanding it."""
+    memo: dict[int, int] = {}
+    on_path: set[int] = set()
+
+    def size(node: Any) -> int:
+        if not isinstance(node, (dict, list)):
+            return 1
+        key = id(node)
+        if key in memo:
+            return memo[key]
+        if key in on_path:  # recursive alias: infinite once expanded
+            return MAX_EXPANDED_NODES + 1
+        on_path.add(key)
+        children = node.items() if isinstance(node, dict) else enumerate(node)
+        total = 1
+        for k, v in children:
+            total += size(k) + size(v) if isinstance(node, dict) else size(v)
+            if total > MAX_EXPANDED_NODES:
+                break
+        on_path.discard(key)
+        memo[key] = total
+        return total
+
+    try:
+        return size(doc)
+    except RecursionError:
+        return MAX_EXPANDED_NODES + 1
