@@ -154,6 +154,8 @@ def ansible_environment(control_dir: str, forks: int) -> dict[str, str]:
 def result_from_events(aliases: list[str], events: list[dict[str, Any]], rc: int, stdout_tail: str) -> dict[str, OperationResult]:
     """Per-operation results from ansible-runner's task events (not the fact cache, which breaks with 2.19)."""
     results = {alias: OperationResult(alias) for alias in aliases}
+    # Ansible exits non-zero when any host failed; with the final stats seen, per-host events decide.
+    play_finished = any(event.get("event") == "playbook_on_stats" for event in events)
     for event in events:
         data = event.get("event_data") or {}
         alias = data.get("host")
@@ -180,7 +182,7 @@ def result_from_events(aliases: list[str], events: list[dict[str, Any]], rc: int
             result.events.append(TaskEvent(alias, "unreachable", task, result.message))
         elif kind == "runner_on_skipped":
             result.events.append(TaskEvent(alias, "skipped", task))
-    if rc != 0:
+    if rc != 0 and not play_finished:
         for result in results.values():
             if result.ok:  # the process failed before this operation's tasks could (e.g. a syntax error)
                 result.ok = False
