@@ -5,12 +5,13 @@ Loading happens before anything is written: bad input leaves the store untouched
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 
 from orchestrator.engine.operations import Evaluation
@@ -93,7 +94,9 @@ class Orchestrator:
                 execution_id = new_execution_id()
                 self.store.start_execution(execution_id, name, INSTALL, {})
             self.store.add_event(name, execution_id, "deployment", f"deploy started (execution {execution_id})")
-            outcome = self._scheduler(name, topology, execution_id, reporter, cancel).run(install_plan(topology), done)
+            with self._executor() as executor:
+                outcome = self._scheduler(name, topology, execution_id, executor, reporter, cancel).run(
+                    install_plan(topology), done)
             status = "deployed" if outcome.ok else ("cancelled" if outcome.cancelled else "failed")
             self._finish(name, execution_id, outcome, status)
             return Result(name, execution_id, outcome)
@@ -117,8 +120,9 @@ class Orchestrator:
             def skip(step: Step) -> bool:
                 return step.node in never_created
 
-            outcome = self._scheduler(name, topology, execution_id, reporter, cancel, skip).run(
-                uninstall_plan(topology))
+            with self._executor() as executor:
+                outcome = self._scheduler(name, topology, execution_id, executor, reporter, cancel, skip).run(
+                    uninstall_plan(topology))
             if outcome.ok:
                 self.store.end_execution(execution_id, "done")
                 self.store.delete_deployment(name)
@@ -191,9 +195,18 @@ class Orchestrator:
                           read_attribute=lambda node, attr: self.store.attribute(name, node, attr),
                           read_operation_output=lambda node, op, out: self.store.operation_output(name, node, op, out))
 
-    def _scheduler(self, name: str, topology: Topology, execution_id: str, reporter: Reporter | None,
-                   cancel: threading.Event | None, skip=None, inputs: Mapping[str, Any] | None = None) -> Scheduler:
-        return Scheduler(self.store, AnsibleExecutor(self.home), self._evaluation(name, topology, inputs),
+    @contextlib.contextmanager
+    def _executor(self) -> Iterator[AnsibleExecutor]:
+        executor = AnsibleExecutor(self.home)
+        try:
+            yield executor
+        finally:
+            executor.close()
+
+    def _scheduler(self, name: str, topology: Topology, execution_id: str, executor: AnsibleExecutor,
+                   reporter: Reporter | None, cancel: threading.Event | None, skip=None,
+                   inputs: Mapping[str, Any] | None = None) -> Scheduler:
+        return Scheduler(self.store, executor, self._evaluation(name, topology, inputs),
                          execution_id, workers=self.workers, reporter=reporter, cancel=cancel,
                          retry_policy=retry_policy(topology), skip=skip)
 

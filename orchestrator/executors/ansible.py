@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -253,6 +254,13 @@ class AnsibleExecutor:
             return result_from_events(aliases, events, runner.rc if runner.rc is not None else 1, stdout_tail)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
+
+    def close(self) -> None:
+        """End the SSH masters that ControlPersist kept open for this command's operations."""
+        for socket_path in Path(self.control_dir).glob("*"):
+            if socket_path.is_socket():
+                subprocess.run(["ssh", "-o", f"ControlPath={socket_path}", "-O", "exit", "orch-control"],
+                               capture_output=True, timeout=10, check=False, stdin=subprocess.DEVNULL)
 
     def _runs_dir(self) -> str:
         path = self.home / "runs"
