@@ -14,7 +14,18 @@ from orchestrator.model import Requirement, Step, Topology
 CONNECTS_TO = "tosca.relationships.ConnectsTo"
 NODE_LIFECYCLE = (("create", "creating", "created"), ("configure", "configuring", "configured"),
                   ("start", "starting", "started"))
-NODE_TEARDOWN = (("stop", "stopping", "stopped"), ("delete", "deleting", "deleted"))
+# a deleted node is back where it started: nothing will act on it until it is created again
+NODE_TEARDOWN = (("stop", "stopping", "stopped"), ("delete", "deleting", "initial"))
+
+# relationship operation, whose host runs it, (end, operation) it follows, (end, operation) it precedes
+RELATIONSHIP_OPERATIONS = (
+    ("pre_configure_source", "source", (("source", "create"), ("target", "start")), (("source", "configure"),)),
+    ("pre_configure_target", "target", (("source", "create"), ("target", "start")), (("source", "configure"),)),
+    ("post_configure_source", "source", (("source", "configure"),), (("source", "start"),)),
+    ("post_configure_target", "target", (("source", "configure"),), (("source", "start"),)),
+    ("add_target", "source", (("source", "start"), ("target", "start")), ()),
+    ("add_source", "target", (("source", "start"), ("target", "start")), ()),
+)
 
 
 def node_step_id(node: str, operation: str) -> str:
@@ -25,17 +36,22 @@ def relationship_step_id(node: str, index: int, requirement: Requirement, operat
     return f"{node}.{requirement.name}[{index}]->{requirement.target}.{operation}"
 
 
+def _add_node_chain(graph: nx.DiGraph, name: str, lifecycle: tuple[tuple[str, str, str], ...]) -> None:
+    """One node's Standard operations, one after the other."""
+    previous = None
+    for operation, running, done in lifecycle:
+        step = Step(node_step_id(name, operation), name, operation=f"Standard.{operation}",
+                    state=done, running_state=running)
+        graph.add_node(step.id, step=step)
+        if previous:
+            graph.add_edge(previous, step.id)
+        previous = step.id
+
+
 def install_plan(topology: Topology) -> nx.DiGraph:
     graph = nx.DiGraph()
     for name in topology.nodes:
-        previous = None
-        for operation, running, done in NODE_LIFECYCLE:
-            step = Step(node_step_id(name, operation), name, operation=f"Standard.{operation}",
-                        state=done, running_state=running)
-            graph.add_node(step.id, step=step)
-            if previous:
-                graph.add_edge(previous, step.id)
-            previous = step.id
+        _add_node_chain(graph, name, NODE_LIFECYCLE)
     for source in topology.nodes.values():
         for index, requirement in enumerate(source.requirements):
             _wire_relationship(graph, source.name, index, requirement)
@@ -50,51 +66,24 @@ def _wire_relationship(graph: nx.DiGraph, source: str, index: int, requirement: 
     else:  # HostedOn, DependsOn and anything else: the target is up before the source is created
         graph.add_edge(target_started, node_step_id(source, "create"))
 
-    def has(operation: str) -> bool:
+    for operation, side, after, before in RELATIONSHIP_OPERATIONS:
         found = requirement.operations.get(f"Configure.{operation}")
-        return bool(found and found.implementation)
-
-    def rel_step(operation: str, side: str) -> str:
+        if not (found and found.implementation):
+            continue  # a relationship operation without implementation would only add a no-op step
         step = Step(relationship_step_id(source, index, requirement, operation), source,
                     operation=f"Configure.{operation}", requirement=index, side=side)
         graph.add_node(step.id, step=step)
-        return step.id
-
-    # Relationship operations without an implementation would only add no-op steps: left out.
-    for operation, side in (("pre_configure_source", "source"), ("pre_configure_target", "target")):
-        if not has(operation):
-            continue
-        step_id = rel_step(operation, side)
-        graph.add_edge(node_step_id(source, "create"), step_id)
-        graph.add_edge(target_started, step_id)
-        graph.add_edge(step_id, node_step_id(source, "configure"))
-    for operation, side in (("post_configure_source", "source"), ("post_configure_target", "target")):
-        if not has(operation):
-            continue
-        step_id = rel_step(operation, side)
-        graph.add_edge(node_step_id(source, "configure"), step_id)
-        graph.add_edge(step_id, node_step_id(source, "start"))
-    for operation, side in (("add_target", "source"), ("add_source", "target")):
-        if not has(operation):
-            continue
-        step_id = rel_step(operation, side)
-        graph.add_edge(node_step_id(source, "start"), step_id)
-        graph.add_edge(target_started, step_id)
+        ends = {"source": source, "target": target}
+        for whose, node_operation in after:
+            graph.add_edge(node_step_id(ends[whose], node_operation), step.id)
+        for whose, node_operation in before:
+            graph.add_edge(step.id, node_step_id(ends[whose], node_operation))
 
 
 def uninstall_plan(topology: Topology) -> nx.DiGraph:
     graph = nx.DiGraph()
     for name in topology.nodes:
-        previous = None
-        for operation, running, done in NODE_TEARDOWN:
-            step = Step(node_step_id(name, operation), name, operation=f"Standard.{operation}",
-                        state=done, running_state=running)
-            graph.add_node(step.id, step=step)
-            if previous:
-                graph.add_edge(previous, step.id)
-            previous = step.id
-        graph.nodes[previous]["step"] = Step(previous, name, operation="Standard.delete", state="initial",
-                                             running_state="deleting")
+        _add_node_chain(graph, name, NODE_TEARDOWN)
     for source in topology.nodes.values():
         for index, requirement in enumerate(source.requirements):
             found = requirement.operations.get("Configure.remove_target")
