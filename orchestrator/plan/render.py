@@ -36,12 +36,17 @@ def as_json(graph: nx.DiGraph) -> str:
     return json.dumps({"steps": steps}, indent=2)
 
 
+def _dot_quote(text: str) -> str:
+    """Graphviz strings: only backslash and double quote need escaping; UTF-8 stays as it is."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def as_dot(graph: nx.DiGraph) -> str:
     lines = ["digraph plan {", "  rankdir=LR;", "  node [shape=box, fontname=Helvetica];"]
     for step_id in sorted(graph.nodes):
-        lines.append(f"  {json.dumps(step_id)} [label={json.dumps(_label(graph.nodes[step_id]['step']))}];")
+        lines.append(f"  {_dot_quote(step_id)} [label={_dot_quote(_label(graph.nodes[step_id]['step']))}];")
     for a, b in sorted(graph.edges):
-        lines.append(f"  {json.dumps(a)} -> {json.dumps(b)};")
+        lines.append(f"  {_dot_quote(a)} -> {_dot_quote(b)};")
     lines.append("}")
     return "\n".join(lines)
 

@@ -53,7 +53,10 @@ def _unpack(path: Path, name: str, into: Path) -> tuple[Path | None, list[Proble
                                     f"{MAX_UNPACKED_BYTES // 2**20} MB"))
         if problems:
             return None, problems
-        archive.extractall(into)
+        try:
+            archive.extractall(into)
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            return None, [Problem(name, "", f"damaged CSAR archive: {exc}")]
     return _entry_template(name, into)
 
 

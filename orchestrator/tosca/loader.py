@@ -35,6 +35,20 @@ def load(path: str | Path, inputs: Mapping[str, Any] | None = None, *, allow_rem
     into a temporary folder that is removed before this returns.
     """
     name = str(path)
+    try:
+        return _load(path, name, inputs, allow_remote_imports, unpack_dir)
+    except LoadError:
+        raise
+    except RecursionError:
+        raise LoadError([Problem(name, "", "nested too deeply to be a topology")]) from None
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError, StopIteration) as exc:
+        # A value of the wrong shape (a list where a mapping belongs, ...) that no check named more
+        # precisely: still the user's input, so a problem and exit 2, never a traceback.
+        raise LoadError([Problem(name, "", f"malformed template structure ({type(exc).__name__}: {exc})")]) from None
+
+
+def _load(path: str | Path, name: str, inputs: Mapping[str, Any] | None, allow_remote_imports: bool,
+          unpack_dir: str | Path | None) -> Topology:
     if csar.is_csar(name):
         if unpack_dir is not None:
             entry, problems = csar.unpack_into(Path(path), Path(unpack_dir))
@@ -76,6 +90,10 @@ def _load_template(template: Path, given_path: str, given_inputs: Mapping[str, A
         raise LoadError(problems)
     registry = TypeRegistry.build([(f.document, os.path.dirname(f.location)) for f in imported]
                                   + [(document, base_dir)])
+    loops = registry.derivation_loops()
+    if loops:  # tosca-parser would walk such a loop forever
+        raise LoadError([Problem(file_name, f"types.{name}", "derived_from loop: " + " -> ".join(loop))
+                         for name, loop in loops.items()])
 
     definitions, problems = parse_input_definitions(topology_raw.get("inputs"), file_name,
                                                     "topology_template.inputs")
@@ -99,7 +117,7 @@ def _load_template(template: Path, given_path: str, given_inputs: Mapping[str, A
     if problems:
         raise LoadError(problems)
 
-    checked = _self_contained(document, topology_raw, imported)
+    checked = _self_contained(document, topology_raw, imported, _workflow_input_specs(workflows_raw))
     parser_inputs = {k: v for k, v in input_values.items() if not isinstance(v, dict)}
     problems = check_with_tosca_parser(checked, parser_inputs, file_name)
     if problems:
@@ -126,13 +144,17 @@ def _check_shape(document: Any, file_name: str) -> list[Problem]:
     return [Problem(file_name, f"topology_template.{key}", "unknown section") for key in unknown]
 
 
-def _workflow_input_names(raw: Any) -> set[str]:
-    names: set[str] = set()
+def _workflow_input_specs(raw: Any) -> dict[str, Any]:
+    specs: dict[str, Any] = {}
     if isinstance(raw, dict):
         for body in raw.values():
             if isinstance(body, dict) and isinstance(body.get("inputs"), dict):
-                names.update(body["inputs"])
-    return names
+                specs.update(body["inputs"])
+    return specs
+
+
+def _workflow_input_names(raw: Any) -> set[str]:
+    return set(_workflow_input_specs(raw))
 
 
 def _outputs(raw: Any, file_name: str, inputs: set[str], nodes: set[str], problems: list[Problem]) -> dict[str, Any]:
@@ -165,7 +187,8 @@ def _policies(raw: Any) -> dict[str, Any]:
     return raw if isinstance(raw, dict) else {}
 
 
-def _self_contained(document: Mapping[str, Any], topology_raw: Mapping[str, Any], imported: list) -> dict[str, Any]:
+def _self_contained(document: Mapping[str, Any], topology_raw: Mapping[str, Any], imported: list,
+                    workflow_inputs_raw: Mapping[str, Any]) -> dict[str, Any]:
     """The template as tosca-parser should see it: no workflows, imports merged in, nothing to fetch.
     A deep copy, because tosca-parser replaces function dicts with objects in place."""
     checked: dict[str, Any] = {k: v for k, v in document.items() if k not in ("imports", "topology_template")}
@@ -177,4 +200,11 @@ def _self_contained(document: Mapping[str, Any], topology_raw: Mapping[str, Any]
         if merged:
             checked[section] = merged
     checked["topology_template"] = dict(topology_raw)
+    # Workflow inputs may be read with get_input in node templates (at run time they are given with
+    # `orch run`); tosca-parser only knows topology inputs, so it is told of them as optional ones.
+    workflow_inputs = {name: {**spec, "required": False} for name, spec in workflow_inputs_raw.items()
+                       if isinstance(spec, dict)}
+    topology_inputs = topology_raw.get("inputs") if isinstance(topology_raw.get("inputs"), dict) else {}
+    if workflow_inputs:
+        checked["topology_template"]["inputs"] = {**workflow_inputs, **topology_inputs}
     return copy.deepcopy(checked)

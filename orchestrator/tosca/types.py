@@ -52,6 +52,22 @@ class TypeRegistry:
             current = parent if isinstance(parent, str) else None
         return tuple(chain)
 
+    def derivation_loops(self) -> dict[str, list[str]]:
+        """Types whose derived_from chain comes back to a type already on it: name -> the loop."""
+        loops: dict[str, list[str]] = {}
+        for name in self.definitions:
+            chain = [name]
+            parent = self.definitions[name].get("derived_from")
+            while isinstance(parent, str) and parent in self.definitions:
+                if parent in chain:
+                    loop = chain[chain.index(parent):] + [parent]
+                    if not any(t in loops for t in loop):
+                        loops[name] = loop
+                    break
+                chain.append(parent)
+                parent = self.definitions[parent].get("derived_from")
+        return loops
+
     def _from_root(self, name: str) -> Iterator[Mapping[str, Any]]:
         for type_name in reversed(self.lineage(name)):
             yield self.definitions[type_name]
