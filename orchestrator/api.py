@@ -6,12 +6,14 @@ Loading happens before anything is written: bad input leaves the store untouched
 from __future__ import annotations
 
 import contextlib
+import re
 import secrets
 import shutil
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 
 from orchestrator.engine.operations import Evaluation
@@ -19,9 +21,11 @@ from orchestrator.engine.scheduler import Outcome, Reporter, RetryPolicy, Schedu
 from orchestrator.executors.ansible import AnsibleExecutor
 from orchestrator.model import LoadError, Problem, Step, Topology
 from orchestrator.plan.lifecycle import install_plan, uninstall_plan
+from orchestrator.plan.workflows import WorkflowError, default_workflow, workflow_plan
 from orchestrator.store.sqlite import Store, StoreError
 from orchestrator.tosca import csar
 from orchestrator.tosca.functions import Context, FunctionError, evaluate
+from orchestrator.tosca.inputs import resolve_input_values
 from orchestrator.tosca.loader import load
 from orchestrator.tosca.yamlio import read_yaml
 
@@ -57,6 +61,14 @@ def read_inputs(files: list[str], assignments: list[str]) -> dict[str, Any]:
             raise LoadError([Problem("--set", assignment, "expected key=value")])
         values[key.strip()] = value
     return values
+
+
+SECRET_NAME = re.compile(r"(password|passwd|secret|token|credential|private_key)", re.IGNORECASE)
+
+
+def redact(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """Inputs as kept in the store: values of secret-looking names are not kept."""
+    return {k: ("<redacted>" if SECRET_NAME.search(k) else v) for k, v in inputs.items()}
 
 
 def new_execution_id() -> str:
@@ -133,6 +145,106 @@ class Orchestrator:
         finally:
             self.store.release(name)
 
+    # -- run: imperative workflows ---------------------------------------------------------------
+
+    def run(self, name: str, workflow: str | None, inputs: Mapping[str, Any], *, resume: str | None = None,
+            reporter: Reporter | None = None, cancel: threading.Event | None = None,
+            on_start: Callable[[str], None] | None = None) -> Result:
+        """Run a workflow of a deployed topology (its one custom workflow by default)."""
+        deployment = self._existing(name)
+        if deployment.status != "deployed":
+            raise UsageError(f"deployment '{name}' is {deployment.status}, not deployed: run needs a deployed topology")
+        topology = self._load_for_deployment(name, deployment.topology_path, deployment.inputs, False, reuse=True)
+        done: set[str] = set()
+        if resume:
+            previous = self.store.execution(resume)
+            if previous is None or previous.deployment != name:
+                raise UsageError(f"no execution '{resume}' of deployment '{name}'")
+            if previous.status == "done":
+                raise UsageError(f"execution '{resume}' succeeded; nothing to resume")
+            workflow = previous.workflow
+            inputs = {**previous.inputs, **inputs}
+        try:
+            workflow = workflow or default_workflow(topology)
+            graph = workflow_plan(topology, workflow)
+        except WorkflowError as exc:
+            raise UsageError(str(exc)) from None
+        workflow_inputs = self._workflow_inputs(topology, workflow, inputs)
+        self.store.acquire(name, f"run {workflow}")
+        try:
+            if resume:
+                execution_id = resume
+                self.store.interrupted_runs_to_failed(execution_id)
+                self.store.reopen_execution(execution_id)
+                done = {s for s, st in self.store.step_statuses(execution_id).items() if st in ("done", "skipped")}
+            else:
+                execution_id = new_execution_id()
+                self.store.start_execution(execution_id, name, workflow, redact(inputs))
+            if on_start:
+                on_start(execution_id)
+            self.store.add_event(name, execution_id, "execution", f"workflow {workflow} started")
+            with self._executor() as executor:
+                scheduler = self._scheduler(name, topology, execution_id, executor, reporter, cancel,
+                                            inputs=workflow_inputs)
+                scheduler.should_cancel = lambda: self.store.cancel_requested(execution_id)
+                outcome = scheduler.run(graph, done)
+            self.store.set_execution_outputs(execution_id, self._evaluate_outputs(name, topology, workflow_inputs))
+            error = "; ".join(str(f) for f in outcome.failures) or None
+            status = "done" if outcome.ok else ("cancelled" if outcome.cancelled else "failed")
+            self.store.end_execution(execution_id, status, error)
+            self.store.add_event(name, execution_id, "execution", f"workflow {workflow} {status}"
+                                 + (f": {error}" if error else ""))
+            return Result(name, execution_id, outcome)
+        finally:
+            self.store.release(name)
+
+    def cancel_execution(self, name: str, execution_id: str, wait: float = 120.0) -> str:
+        """Ask the process running the execution to cancel it, and wait for it to end."""
+        execution = self.store.execution(execution_id)
+        if execution is None or execution.deployment != name:
+            raise UsageError(f"no execution '{execution_id}' of deployment '{name}'")
+        if execution.status != "running":
+            raise UsageError(f"execution '{execution_id}' is {execution.status}; only a running one can be cancelled")
+        self.store.request_cancel(execution_id)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            current = self.store.execution(execution_id)
+            if current and current.status != "running":
+                return current.status
+            if not self.store.lock_is_live(name):
+                break  # nobody is running it: the process died; settle it here
+            time.sleep(0.2)
+        else:
+            return "cancelling"
+        self.store.end_execution(execution_id, "cancelled", "cancelled; its process had ended")
+        return "cancelled"
+
+    def executions(self, name: str) -> list[dict[str, Any]]:
+        self._existing(name)
+        return [{"id": e.id, "workflow": e.workflow, "status": e.status, "started": e.started, "ended": e.ended,
+                 "inputs": e.inputs, "outputs": e.outputs, "error": e.error} for e in self.store.executions(name)]
+
+    def events(self, name: str, execution_id: str | None = None, after_id: int = 0):
+        return self.store.events(name, execution_id, after_id)
+
+    def _workflow_inputs(self, topology: Topology, workflow: str, given: Mapping[str, Any]) -> dict[str, Any]:
+        definitions = topology.workflows[workflow].inputs if workflow in topology.workflows else {}
+        values, problems = resolve_input_values(definitions, given, topology.path,
+                                                f"topology_template.workflows.{workflow}.inputs")
+        if problems:
+            raise LoadError(problems)
+        return values
+
+    def _evaluate_outputs(self, name: str, topology: Topology, inputs: Mapping[str, Any] | None = None) -> dict:
+        ev = self._evaluation(name, topology, inputs)
+        values: dict[str, Any] = {}
+        for output, expression in topology.outputs.items():
+            try:
+                values[output] = evaluate(expression, ev.context(None))
+            except FunctionError as exc:
+                values[output] = f"<unavailable: {exc}>"
+        return values
+
     # -- read ------------------------------------------------------------------------------------
 
     def status(self, name: str) -> dict[str, Any]:
@@ -153,14 +265,10 @@ class Orchestrator:
     def outputs(self, name: str) -> dict[str, Any]:
         deployment = self._existing(name)
         topology = self._load_for_deployment(name, deployment.topology_path, deployment.inputs, False, reuse=True)
-        ev = self._evaluation(name, topology)
-        values: dict[str, Any] = {}
-        for output, expression in topology.outputs.items():
-            try:
-                values[output] = evaluate(expression, ev.context(None))
-            except FunctionError as exc:
-                values[output] = f"<unavailable: {exc}>"
-        return values
+        executions = [e for e in self.store.executions(name) if e.workflow not in (INSTALL, UNINSTALL)]
+        # after a run, outputs that read workflow inputs show that run's values
+        latest_inputs = executions[-1].inputs if executions else None
+        return self._evaluate_outputs(name, topology, latest_inputs)
 
     def list(self) -> list[dict[str, Any]]:
         return [{"name": d.name, "status": d.status, "topology": d.topology_path, "updated": d.updated}

@@ -169,6 +169,95 @@ def undeploy(ctx: click.Context, name: str, workers: int, verbose: bool) -> None
     _finish("undeploy", name, result.outcome, None)
 
 
+@cli.command()
+@click.argument("name")
+@click.option("-w", "--workflow", help="Workflow to run (default: the topology's only custom workflow).")
+@click.option("--cancel", "cancel_id", metavar="EXEC_ID", help="Cancel a running execution.")
+@click.option("--resume", "resume_id", metavar="EXEC_ID", help="Replay the failed and not-yet-run steps of an execution.")
+@click.option("--workers", type=click.IntRange(1, 256), default=4, show_default=True)
+@click.option("-v", "--verbose", is_flag=True, help="Show each Ansible task.")
+@click.option("-i", "--inputs", "input_files", multiple=True, type=click.Path(dir_okay=False),
+              help="YAML file of workflow input values (repeatable).")
+@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE", help="One workflow input (repeatable).")
+@click.pass_context
+def run(ctx: click.Context, name: str, workflow: str | None, cancel_id: str | None, resume_id: str | None,
+        workers: int, verbose: bool, input_files: tuple[str, ...], assignments: tuple[str, ...]) -> None:
+    """Run a workflow of a deployment (prints the execution id, then follows it)."""
+    orch = Orchestrator(_home(ctx), workers=workers)
+    if cancel_id:
+        status = orch.cancel_execution(name, cancel_id)
+        out.print(f"{cancel_id}: {status}")
+        return
+    inputs = read_inputs(list(input_files), list(assignments))
+
+    def started(execution_id: str) -> None:
+        out.print(execution_id)
+        err.print(f"execution [bold]{execution_id}[/] of {name}; follow it with: orch logs {name} {execution_id} -f")
+
+    result = orch.run(name, workflow, inputs, resume=resume_id, reporter=ProgressReporter(err, verbose),
+                      cancel=_cancel_on_signals(), on_start=started)
+    outcome = result.outcome
+    if outcome.ok:
+        err.print(f"[green]execution {result.execution_id} done[/] ({outcome.ran} operations run)")
+        return
+    if outcome.cancelled:
+        err.print(f"execution {result.execution_id} cancelled", style="yellow")
+    for failure in outcome.failures:
+        err.print(f"failed: {failure}", markup=False, style="red")
+    if not outcome.cancelled:
+        err.print(f"fix the cause, then: orch run {name} --resume {result.execution_id}")
+    sys.exit(FAILED)
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def executions(ctx: click.Context, name: str, as_json: bool) -> None:
+    """Executions of a deployment's workflows, with their inputs, status and outputs."""
+    rows = Orchestrator(_home(ctx)).executions(name)
+    if as_json:
+        out.print_json(json.dumps(rows, default=str))
+        return
+    table = Table("id", "workflow", "status", "started", "took", "error")
+    for row in rows:
+        took = f"{row['ended'] - row['started']:.1f}s" if row["ended"] else ""
+        table.add_row(row["id"], row["workflow"], row["status"],
+                      time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["started"])), took, row["error"] or "")
+    out.print(table)
+
+
+@cli.command()
+@click.argument("name")
+@click.argument("execution_id", required=False)
+@click.option("-f", "--follow", is_flag=True, help="Keep printing events until the execution ends.")
+@click.pass_context
+def logs(ctx: click.Context, name: str, execution_id: str | None, follow: bool) -> None:
+    """Events of a deployment (or of one execution): Ansible tasks as they finish, job states, steps."""
+    orch = Orchestrator(_home(ctx))
+    if execution_id is None and follow:
+        executions = orch.store.executions(name)
+        if not executions:
+            raise UsageError(f"deployment '{name}' has no execution to follow")
+        execution_id = executions[-1].id
+    last = 0
+    while True:
+        for event in orch.events(name, execution_id, last):
+            last = event.id
+            where = f"{event.node} {event.operation or ''}".strip() if event.node else ""
+            stamp = time.strftime("%H:%M:%S", time.localtime(event.ts))
+            out.print(f"{stamp} {event.kind:<10} {where + ': ' if where else ''}{event.message}", markup=False)
+        if not follow:
+            return
+        execution = orch.store.execution(execution_id) if execution_id else None
+        if execution is not None and execution.status != "running":
+            for event in orch.events(name, execution_id, last):  # what arrived while we looked
+                out.print(f"{time.strftime('%H:%M:%S', time.localtime(event.ts))} {event.kind:<10} {event.message}",
+                          markup=False)
+            return
+        time.sleep(0.3)
+
+
 def _finish(verb: str, name: str, outcome: Outcome, hint: str | None) -> None:
     if outcome.ok:
         err.print(f"[green]{verb} of {name} done[/] ({outcome.ran} operations run)")

@@ -22,6 +22,11 @@ class PreparedStep:
     host: str  # the Compute node name, or "orchestrator"
     request: OperationRequest | None
 
+    @property
+    def is_monitor(self) -> bool:
+        """Runnable.run is polled until the job ends, not run once."""
+        return self.step.operation == "Runnable.run"
+
 
 @dataclass(frozen=True)
 class Evaluation:
@@ -68,6 +73,9 @@ def prepare(step: Step, ev: Evaluation) -> PreparedStep:
     variables: dict[str, Any] = dict(inputs)
     variables.update(context_variables(ev, step, host_name, target_node))
     variables.update({name: artifact.file for name, artifact in ev.topology.nodes[step.node].artifacts.items()})
+    if step.operation in ("Runnable.run", "Runnable.cancel"):
+        # the job these operations act on, as its submit reported it
+        variables["TOSCA_JOB_ID"] = ev.read_operation_output(step.node, "Runnable.submit", "TOSCA_JOB_ID")
     request = OperationRequest(alias_for(step.id), operation.implementation, target, variables,
                                label=f"{step.node} {step.operation}")
     return PreparedStep(step, operation, host_name, request)

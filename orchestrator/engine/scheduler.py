@@ -20,7 +20,7 @@ import networkx as nx
 from orchestrator.engine.operations import (Evaluation, PreparedStep, StepError, attributes_from_facts,
                                             outputs_from_facts, prepare)
 from orchestrator.executors.ansible import AnsibleExecutor, OperationResult, TaskEvent
-from orchestrator.model import Step
+from orchestrator.model import Step, StepKind
 from orchestrator.store.sqlite import Store
 
 DEFAULT_UNREACHABLE_RETRIES = 3
@@ -78,7 +78,8 @@ class Scheduler:
     def __init__(self, store: Store, executor: AnsibleExecutor, evaluation: Evaluation, execution_id: str,
                  workers: int = 4, reporter: Reporter | None = None, cancel: threading.Event | None = None,
                  retry_policy: RetryPolicy | None = None,
-                 skip: Callable[[Step], bool] | None = None):
+                 skip: Callable[[Step], bool] | None = None,
+                 should_cancel: Callable[[], bool] | None = None):
         self.store = store
         self.executor = executor
         self.ev = evaluation
@@ -88,84 +89,114 @@ class Scheduler:
         self.cancel = cancel or threading.Event()
         self.retry_policy = retry_policy or RetryPolicy()
         self.skip = skip or (lambda step: False)
+        self.should_cancel = should_cancel or (lambda: False)
 
     def run(self, graph: nx.DiGraph, already_done: set[str] = frozenset()) -> Outcome:
+        run = _Run(graph, already_done)
         outcome = Outcome()
-        waiting = {n: graph.in_degree(n) for n in graph.nodes}
-        ready: list[str] = []
-        attempts: dict[str, int] = defaultdict(int)
-        retry_at: list[tuple[float, str]] = []
-
-        def complete(step_id: str) -> None:
-            for successor in graph.successors(step_id):
-                waiting[successor] -= 1
-                if waiting[successor] == 0:
-                    ready.append(successor)
-
-        # Steps finished by an earlier (interrupted or failed) attempt are kept, not run again.
-        pending = [n for n, d in waiting.items() if d == 0]
-        while pending:
-            step_id = pending.pop()
-            if step_id in already_done:
-                for successor in graph.successors(step_id):
-                    waiting[successor] -= 1
-                    if waiting[successor] == 0:
-                        pending.append(successor)
-            else:
-                ready.append(step_id)
-
-        running: dict[cf.Future, list[PreparedStep]] = {}
         with cf.ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="orch-op") as pool:
-            while ready or running or retry_at:
-                stopping = not outcome.ok or self.cancel.is_set()
+            while run.ready or run.running or run.due:
+                if self.should_cancel():
+                    self.cancel.set()
+                stopping = run.unhandled_failure or self.cancel.is_set()
                 now = time.monotonic()
-                for due in [r for r in retry_at if r[0] <= now]:
-                    retry_at.remove(due)
-                    if not stopping:
-                        ready.append(due[1])
+                for due in [d for d in run.due if d[0] <= now]:
+                    run.due.remove(due)
+                    if not stopping or due[1] in run.monitors:
+                        run.ready.append(due[1])  # job monitors keep watching until the jobs are cancelled
                 if stopping:
-                    ready.clear()
-                    retry_at.clear()
-                batch_room = self.workers - len(running)
-                if ready and batch_room > 0:
-                    immediate, batches = self._prepare_ready([graph.nodes[n]["step"] for n in ready], outcome)
-                    ready.clear()
-                    for step_id in immediate:
-                        complete(step_id)
-                    for batch in batches:
-                        future = pool.submit(self._run_batch, batch)
-                        running[future] = batch
+                    run.ready = [r for r in run.ready if r in run.monitors and not self.cancel.is_set()]
+                    run.due = [d for d in run.due if d[1] in run.monitors and not self.cancel.is_set()]
+                if run.ready and len(run.running) < self.workers:
+                    steps = [graph.nodes[n]["step"] for n in run.ready]
+                    run.ready = []
+                    for step_id, ok in self._prepare_ready(steps, outcome, run):
+                        self._settle(run, outcome, step_id, ok)
+                    for batch in run.batches:
+                        run.running[pool.submit(self._run_batch, batch, run)] = batch
+                    run.batches = []
                     continue
-                if not running:
-                    if retry_at:
-                        time.sleep(max(0.0, min(r[0] for r in retry_at) - time.monotonic()))
+                if not run.running:
+                    if run.due:
+                        time.sleep(max(0.0, min(0.5, min(d[0] for d in run.due) - time.monotonic())))
                     continue
-                done, _ = cf.wait(list(running), timeout=0.5, return_when=cf.FIRST_COMPLETED)
+                done, _ = cf.wait(list(run.running), timeout=0.25, return_when=cf.FIRST_COMPLETED)
                 for future in done:
-                    batch = running.pop(future)
+                    batch = run.running.pop(future)
                     results = future.result()
                     for prepared in batch:
-                        result = results[prepared.request.alias]
-                        attempts[prepared.step.id] += 1
-                        if result.ok:
-                            complete(prepared.step.id)
-                            outcome.ran += 1
-                        elif self._should_retry(prepared, result, attempts[prepared.step.id]):
-                            delay = self._delay(prepared) * (2 ** (attempts[prepared.step.id] - 1))
-                            self.store.add_event(self.ev.deployment, self.execution_id, "retry",
-                                                 f"{prepared.step.id}: {result.message}; retrying in {delay:.0f}s",
-                                                 prepared.step.node, prepared.step.operation)
-                            retry_at.append((time.monotonic() + delay, prepared.step.id))
-                        else:
-                            outcome.ok = False
-                            outcome.failures.append(Failure(prepared.step.id, prepared.step.node,
-                                                            prepared.step.operation, prepared.host,
-                                                            result.failed_task, result.message or "failed",
-                                                            result.unreachable))
+                        self._after_result(run, outcome, prepared, results[prepared.request.alias])
+            if self.cancel.is_set():
+                self._cancel_jobs(run, outcome)
         outcome.cancelled = self.cancel.is_set()
-        if outcome.cancelled and outcome.ok:
+        if outcome.cancelled or run.failed:
             outcome.ok = False
         return outcome
+
+    def _after_result(self, run: "_Run", outcome: Outcome, prepared: PreparedStep, result: OperationResult) -> None:
+        step = prepared.step
+        run.attempts[step.id] += 1
+        if result.ok and prepared.is_monitor:
+            status = str(result.facts.get("TOSCA_JOB_STATUS", "")).upper()
+            if status in ("QUEUED", "RUNNING", ""):
+                if not self.cancel.is_set():
+                    run.due.append((time.monotonic() + run.next_interval(step.id), step.id))
+                return  # when cancelling, the job is cancelled and its watch closed by _cancel_jobs
+            run.jobs_finished.add(step.node)
+            if status != "COMPLETED":
+                result.ok = False
+                job = result.facts.get("TOSCA_JOB_ID") or "?"
+                detail = str(result.facts.get("TOSCA_JOB_ERROR") or "").strip()
+                result.message = f"job {job} failed" + (f": {detail[-1500:]}" if detail else "")
+        self._record_monitor_end(run, prepared, result)
+        if result.ok:
+            if step.operation == "Runnable.submit":
+                run.jobs_submitted.add(step.node)
+            self._settle(run, outcome, step.id, True)
+            outcome.ran += 1
+        elif self._should_retry(prepared, result, run.attempts[step.id]):
+            delay = self._delay(prepared) * (2 ** (run.attempts[step.id] - 1))
+            self.store.add_event(self.ev.deployment, self.execution_id, "retry",
+                                 f"{step.id}: {result.message}; retrying in {delay:.0f}s", step.node, step.operation)
+            run.due.append((time.monotonic() + delay, step.id))
+        else:
+            outcome.failures.append(Failure(step.id, step.node, step.operation, prepared.host, result.failed_task,
+                                            result.message or "failed", result.unreachable))
+            self._settle(run, outcome, step.id, False)
+
+    def _settle(self, run: "_Run", outcome: Outcome, step_id: str, ok: bool) -> None:
+        """A step ended: release its successors, or its failure handlers."""
+        if ok:
+            run.complete(step_id)
+            return
+        run.failed = True
+        handlers = run.failure_handlers(step_id)
+        if handlers:
+            run.ready.extend(h for h in handlers if h not in run.started_handlers)
+            run.started_handlers.update(handlers)
+        else:
+            run.unhandled_failure = True
+
+    def _cancel_jobs(self, run: "_Run", outcome: Outcome) -> None:
+        """Cancelling: Runnable.cancel on every job this execution submitted and did not see finish."""
+        for step_id, run_id in list(run.monitor_runs.items()):
+            self.store.operation_failed(run_id, self.execution_id, step_id, "cancelled")
+            run.monitor_runs.pop(step_id)
+        for node in sorted(run.jobs_submitted - run.jobs_finished):
+            step = Step(f"{node}.cancel", node, operation="Runnable.cancel")
+            try:
+                prepared = prepare(step, self.ev)
+            except StepError as exc:
+                outcome.failures.append(Failure(step.id, node, step.operation, "-", None, str(exc)))
+                continue
+            if prepared.request is None:
+                continue
+            results = self._run_batch([prepared], run)
+            if not results[prepared.request.alias].ok:
+                outcome.failures.append(Failure(step.id, node, step.operation, prepared.host, None,
+                                                results[prepared.request.alias].message or "cancel failed"))
+            self.store.add_event(self.ev.deployment, self.execution_id, "job", f"cancelled the job of {node}", node,
+                                 "Runnable.cancel")
 
     def _should_retry(self, prepared: PreparedStep, result: OperationResult, attempt: int) -> bool:
         if self.cancel.is_set():
@@ -183,46 +214,59 @@ class Scheduler:
         operation = prepared.operation
         return operation.retry_delay if operation and operation.retry_delay is not None else self.retry_policy.delay
 
-    def _prepare_ready(self, steps: list[Step], outcome: Outcome) -> tuple[list[str], list[list[PreparedStep]]]:
-        """Record no-ops and skips at once; group the rest into batches by playbook."""
-        immediate: list[str] = []
+    def _prepare_ready(self, steps: list[Step], outcome: Outcome, run: "_Run") -> list[tuple[str, bool]]:
+        """Settle at once what needs no Ansible (skips, no-ops, state changes); batch the rest by playbook."""
+        immediate: list[tuple[str, bool]] = []
         by_playbook: dict[str, list[PreparedStep]] = defaultdict(list)
         for step in sorted(steps, key=lambda s: s.id):
             if self.skip(step):
                 self.store.set_step_status(self.execution_id, step.id, "skipped")
-                immediate.append(step.id)
+                immediate.append((step.id, True))
+                continue
+            if step.kind == StepKind.SET_STATE:
+                self.store.set_state(self.ev.deployment, step.node, step.state or "")
+                self.store.set_step_status(self.execution_id, step.id, "done")
+                immediate.append((step.id, True))
                 continue
             try:
                 prepared = prepare(step, self.ev)
             except StepError as exc:
-                outcome.ok = False
                 outcome.failures.append(Failure(step.id, step.node, step.operation, "-", None, str(exc)))
                 self.store.set_step_status(self.execution_id, step.id, "failed")
+                immediate.append((step.id, False))
                 continue
             if prepared.request is None:
                 run_id = self.store.operation_started(self.execution_id, self.ev.deployment, step.id, step.node,
                                                       step.operation or "", prepared.host, step.running_state)
                 self.store.operation_done(run_id, self.execution_id, self.ev.deployment, step.id, step.node, {},
                                           {}, step.state)
-                immediate.append(step.id)
+                immediate.append((step.id, True))
                 continue
+            if prepared.is_monitor:
+                run.monitors.add(step.id)
             by_playbook[prepared.request.playbook].append(prepared)
-        return immediate, list(by_playbook.values())
+        run.batches.extend(by_playbook.values())
+        return immediate
 
-    def _run_batch(self, batch: list[PreparedStep]) -> dict[str, OperationResult]:
+    def _run_batch(self, batch: list[PreparedStep], run: "_Run") -> dict[str, OperationResult]:
         run_ids: dict[str, int] = {}
         by_alias = {p.request.alias: p for p in batch}
         for prepared in batch:
             step = prepared.step
-            run_ids[prepared.request.alias] = self.store.operation_started(
-                self.execution_id, self.ev.deployment, step.id, step.node, step.operation or "", prepared.host,
-                step.running_state)
+            if prepared.is_monitor and step.id in run.monitor_runs:
+                continue  # a further poll of a job already being watched
+            run_id = self.store.operation_started(self.execution_id, self.ev.deployment, step.id, step.node,
+                                                  step.operation or "", prepared.host, step.running_state)
+            if prepared.is_monitor:
+                run.monitor_runs[step.id] = run_id
+            else:
+                run_ids[prepared.request.alias] = run_id
             self.reporter.step_started(step, prepared.host)
 
         def on_event(event: TaskEvent) -> None:
             prepared = by_alias.get(event.alias)
-            if prepared is None:
-                return
+            if prepared is None or (prepared.is_monitor and event.kind in ("ok", "skipped")):
+                return  # polls that change nothing would flood the log
             self.store.add_event(self.ev.deployment, self.execution_id, "task",
                                  f"{event.kind}: {event.task}" + (f" - {event.message}" if event.message else ""),
                                  prepared.step.node, prepared.step.operation,
@@ -230,7 +274,8 @@ class Scheduler:
             self.reporter.task_event(prepared.step, event)
 
         try:
-            results = self.executor.run_batch([p.request for p in batch], on_event=on_event, cancel=self.cancel,
+            results = self.executor.run_batch([p.request for p in batch], on_event=on_event,
+                                              cancel=None if any(p.is_monitor for p in batch) else self.cancel,
                                               timeout=_batch_timeout(batch))
         except Exception as exc:  # noqa: BLE001 - any executor crash fails the batch, never the engine
             results = {p.request.alias: OperationResult(p.request.alias, ok=False,
@@ -239,19 +284,108 @@ class Scheduler:
         for alias, result in results.items():
             prepared = by_alias[alias]
             step = prepared.step
+            if prepared.is_monitor:
+                status = str(result.facts.get("TOSCA_JOB_STATUS", "")).upper()
+                if result.ok and run.job_status.get(step.node) != status:
+                    run.job_status[step.node] = status
+                    self.store.add_event(self.ev.deployment, self.execution_id, "job",
+                                         f"job {result.facts.get('TOSCA_JOB_ID', '?')} of {step.node}: {status}",
+                                         step.node, step.operation, {"status": status})
+                continue  # its run record is closed by _record_monitor_end once the job is over
             if result.ok:
                 node = self.ev.topology.nodes[step.node]
                 attributes = attributes_from_facts(node, result.facts) if step.requirement is None else {}
                 self.store.operation_done(run_ids[alias], self.execution_id, self.ev.deployment, step.id,
                                           step.node, outputs_from_facts(result.facts), attributes, step.state)
             else:
-                message = result.message or "failed"
-                if result.failed_task:
-                    message = f"task '{result.failed_task}': {message}"
-                self.store.operation_failed(run_ids[alias], self.execution_id, step.id, message,
+                self.store.operation_failed(run_ids[alias], self.execution_id, step.id, _failure_text(result),
                                             outputs_from_facts(result.facts))
             self.reporter.step_finished(step, result.ok, result.message)
         return results
+
+    def _record_monitor_end(self, run: "_Run", prepared: PreparedStep, result: OperationResult) -> None:
+        if not prepared.is_monitor or prepared.step.id not in run.monitor_runs:
+            return
+        step = prepared.step
+        run_id = run.monitor_runs.pop(step.id)
+        if result.ok:
+            node = self.ev.topology.nodes[step.node]
+            self.store.operation_done(run_id, self.execution_id, self.ev.deployment, step.id, step.node,
+                                      outputs_from_facts(result.facts), attributes_from_facts(node, result.facts),
+                                      step.state)
+        else:
+            self.store.operation_failed(run_id, self.execution_id, step.id, _failure_text(result),
+                                        outputs_from_facts(result.facts))
+        self.reporter.step_finished(step, result.ok, result.message)
+
+
+class _Run:
+    """The changing state of one plan being run (owned by the scheduler's loop)."""
+
+    MONITOR_FIRST_INTERVAL = 0.2
+    MONITOR_BACKOFF = 1.5
+    # a job's end is noticed within one interval plus one poll: keep both under the 2 s promise
+    MONITOR_MAX_INTERVAL = 1.0
+
+    def __init__(self, graph: nx.DiGraph, already_done: set[str]):
+        self.graph = graph
+        self.waiting = {n: sum(1 for p in graph.predecessors(n) if not _is_failure_edge(graph, p, n))
+                        for n in graph.nodes}
+        handlers_only = {n for n in graph.nodes if any(_is_failure_edge(graph, p, n) for p in graph.predecessors(n))}
+        self.ready: list[str] = []
+        self.running: dict[cf.Future, list[PreparedStep]] = {}
+        self.batches: list[list[PreparedStep]] = []
+        self.due: list[tuple[float, str]] = []
+        self.attempts: dict[str, int] = defaultdict(int)
+        self.monitors: set[str] = set()
+        self.monitor_runs: dict[str, int] = {}
+        self.intervals: dict[str, float] = {}
+        self.job_status: dict[str, str] = {}
+        self.jobs_submitted: set[str] = set()
+        self.jobs_finished: set[str] = set()
+        self.started_handlers: set[str] = set()
+        self.failed = False
+        self.unhandled_failure = False
+        # Steps finished by an earlier (interrupted or failed) attempt are kept, not run again.
+        pending = [n for n, d in self.waiting.items() if d == 0 and n not in handlers_only]
+        while pending:
+            step_id = pending.pop()
+            if step_id in already_done:
+                pending.extend(self._release(step_id))
+            else:
+                self.ready.append(step_id)
+
+    def _release(self, step_id: str) -> list[str]:
+        released = []
+        for successor in self.graph.successors(step_id):
+            if _is_failure_edge(self.graph, step_id, successor):
+                continue
+            self.waiting[successor] -= 1
+            if self.waiting[successor] == 0:
+                released.append(successor)
+        return released
+
+    def complete(self, step_id: str) -> None:
+        self.ready.extend(self._release(step_id))
+
+    def failure_handlers(self, step_id: str) -> list[str]:
+        return [s for s in self.graph.successors(step_id) if _is_failure_edge(self.graph, step_id, s)]
+
+    def next_interval(self, step_id: str) -> float:
+        """Fast at first, backing off, capped."""
+        interval = self.intervals.get(step_id, self.MONITOR_FIRST_INTERVAL / self.MONITOR_BACKOFF)
+        interval = min(self.MONITOR_MAX_INTERVAL, interval * self.MONITOR_BACKOFF)
+        self.intervals[step_id] = interval
+        return interval
+
+
+def _is_failure_edge(graph: nx.DiGraph, a: str, b: str) -> bool:
+    return graph.edges[a, b].get("when") == "failure"
+
+
+def _failure_text(result: OperationResult) -> str:
+    message = result.message or "failed"
+    return f"task '{result.failed_task}': {message}" if result.failed_task else message
 
 
 def _batch_timeout(batch: list[PreparedStep]) -> float | None:

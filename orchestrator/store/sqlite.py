@@ -55,7 +55,9 @@ CREATE TABLE IF NOT EXISTS executions (
   inputs TEXT NOT NULL,
   started REAL NOT NULL,
   ended REAL,
-  error TEXT
+  error TEXT,
+  outputs TEXT,
+  cancel_requested INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS executions_by_deployment ON executions (deployment, started);
 CREATE TABLE IF NOT EXISTS steps (
@@ -139,6 +141,7 @@ class Execution:
     started: float
     ended: float | None
     error: str | None
+    outputs: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -236,6 +239,10 @@ class Store:
             c.execute("INSERT OR REPLACE INTO locks (deployment, pid, process_start, command, since)"
                       " VALUES (?,?,?,?,?)", (deployment, pid, process_start_time(pid) or "", command, time.time()))
 
+    def lock_is_live(self, deployment: str) -> bool:
+        rows = self._query("SELECT pid, process_start FROM locks WHERE deployment=?", (deployment,))
+        return bool(rows) and process_start_time(rows[0]["pid"]) == rows[0]["process_start"]
+
     def release(self, deployment: str) -> None:
         with self._tx() as c:
             c.execute("DELETE FROM locks WHERE deployment=? AND pid=?", (deployment, os.getpid()))
@@ -278,12 +285,26 @@ class Store:
 
     def reopen_execution(self, execution_id: str) -> None:
         with self._tx() as c:
-            c.execute("UPDATE executions SET status='running', ended=NULL, error=NULL WHERE id=?", (execution_id,))
+            c.execute("UPDATE executions SET status='running', ended=NULL, error=NULL, cancel_requested=0"
+                      " WHERE id=?", (execution_id,))
 
     def end_execution(self, execution_id: str, status: str, error: str | None = None) -> None:
         with self._tx() as c:
             c.execute("UPDATE executions SET status=?, ended=?, error=? WHERE id=?",
                       (status, time.time(), error, execution_id))
+
+    def set_execution_outputs(self, execution_id: str, outputs: dict[str, Any]) -> None:
+        with self._tx() as c:
+            c.execute("UPDATE executions SET outputs=? WHERE id=?", (json.dumps(outputs), execution_id))
+
+    def request_cancel(self, execution_id: str) -> None:
+        """Asked from another process: the one running the execution sees it and cancels."""
+        with self._tx() as c:
+            c.execute("UPDATE executions SET cancel_requested=1 WHERE id=?", (execution_id,))
+
+    def cancel_requested(self, execution_id: str) -> bool:
+        rows = self._query("SELECT cancel_requested FROM executions WHERE id=?", (execution_id,))
+        return bool(rows and rows[0]["cancel_requested"])
 
     def execution(self, execution_id: str) -> Execution | None:
         rows = self._query("SELECT * FROM executions WHERE id=?", (execution_id,))
@@ -420,7 +441,7 @@ def _deployment(r: sqlite3.Row) -> Deployment:
 
 def _execution(r: sqlite3.Row) -> Execution:
     return Execution(r["id"], r["deployment"], r["workflow"], r["status"], json.loads(r["inputs"]), r["started"],
-                     r["ended"], r["error"])
+                     r["ended"], r["error"], json.loads(r["outputs"]) if r["outputs"] else None)
 
 
 def _run(r: sqlite3.Row) -> OperationRun:

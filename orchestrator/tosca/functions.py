@@ -246,6 +246,8 @@ def _get_secret(args: Any, ctx: Context) -> Any:
 
 
 def _text(value: Any) -> str:
+    if isinstance(value, bool):  # TOSCA/YAML spelling, not Python's
+        return "true" if value else "false"
     return "" if value is None else str(value)
 
 

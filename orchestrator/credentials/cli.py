@@ -1,0 +1,124 @@
+"""`orch credentials`: create, list, show, verify and delete SSH credentials.
+
+Registered on the main group by orchestrator/cli.py. Errors become one line on stderr and exit
+code 2, both under `orch` and when this group is run on its own (tests, CliRunner).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from orchestrator.credentials.errors import CredentialError
+from orchestrator.credentials.store import CredentialStore
+from orchestrator.store.sqlite import default_home
+
+BAD_INPUT = 2
+
+out = Console(highlight=False, soft_wrap=True)
+
+
+class CredentialCliError(click.ClickException):
+    exit_code = BAD_INPUT
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+def _friendly(f: Callable[..., Any]) -> Callable[..., Any]:
+    """CredentialError and OS errors as one line: never a traceback (the message carries no secret)."""
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return f(*args, **kwargs)
+        except CredentialError as exc:
+            raise CredentialCliError(str(exc)) from None
+        except OSError as exc:
+            where = f" {exc.filename}" if exc.filename else ""
+            raise CredentialCliError(f"cannot access{where}: {exc.strerror or type(exc).__name__}") from None
+
+    return wrapper
+
+
+def _store(ctx: click.Context) -> CredentialStore:
+    home = (ctx.obj or {}).get("home") or default_home().expanduser().resolve()
+    return CredentialStore(Path(home))
+
+
+@click.group()
+def credentials() -> None:
+    """SSH credentials: key pairs orch makes and keeps encrypted, used to reach the cluster."""
+
+
+@credentials.command()
+@click.argument("name")
+@click.option("--comment", help="Comment at the end of the public key (default orch:NAME).")
+@click.option("--user", help="The account on the cluster this key is for (readable with get_secret).")
+@click.pass_context
+@_friendly
+def create(ctx: click.Context, name: str, comment: str | None, user: str | None) -> None:
+    """Make an ed25519 key pair; print the public key for the cluster's authorized_keys."""
+    store = _store(ctx)
+    public_key = store.create(name, comment=comment, user=user)
+    # stdout is only the key line, so `orch credentials create x >> authorized_keys` works.
+    click.echo(public_key)
+    click.echo(f"created '{name}' ({store.get(name).fingerprint}) in {store.backend.describe()}; add the "
+               "public key above to ~/.ssh/authorized_keys on the cluster", err=True)
+
+
+@credentials.command(name="list")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@_friendly
+def list_credentials(ctx: click.Context, as_json: bool) -> None:
+    """Names, types, fingerprints and creation times (never a private key)."""
+    found = _store(ctx).list()
+    if as_json:
+        click.echo(json.dumps([c.as_dict() for c in found], indent=2))
+        return
+    if not found:
+        out.print("no credentials")
+        return
+    table = Table()
+    for column in ("name", "type", "fingerprint", "created", "user", "comment"):
+        table.add_column(column, overflow="fold")  # folded, not cut with "…": a fingerprint is compared whole
+    for c in found:
+        table.add_row(*(escape(v or "") for v in (c.name, c.type, c.fingerprint, c.created, c.user, c.comment)))
+    out.print(table)
+
+
+@credentials.command()
+@click.argument("name")
+@click.pass_context
+@_friendly
+def show(ctx: click.Context, name: str) -> None:
+    """Print a credential's public key line."""
+    click.echo(_store(ctx).get(name).public_key)
+
+
+@credentials.command()
+@click.argument("name")
+@click.pass_context
+@_friendly
+def verify(ctx: click.Context, name: str) -> None:
+    """Decrypt the private key and check that it matches the public key."""
+    credential = _store(ctx).verify(name)
+    click.echo(f"'{name}' is usable ({credential.fingerprint})")
+
+
+@credentials.command()
+@click.argument("name")
+@click.pass_context
+@_friendly
+def delete(ctx: click.Context, name: str) -> None:
+    """Delete a credential (remove its public key from the cluster too)."""
+    _store(ctx).delete(name)
+    click.echo(f"deleted '{name}'", err=True)

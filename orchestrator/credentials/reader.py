@@ -1,0 +1,20 @@
+"""The bridge to TOSCA's get_secret: Context.read_secret as a CredentialStore lookup whose failures
+are FunctionErrors, so a bad name fails the step that asked, with a sentence, like any other function."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from orchestrator.credentials.errors import CredentialError
+from orchestrator.credentials.store import CredentialStore
+from orchestrator.tosca.functions import FunctionError
+
+
+def secret_reader(store: CredentialStore) -> Callable[[str, str | None], Any]:
+    def read_secret(name: str, key: str | None) -> Any:
+        try:
+            return store.secret(name, key)
+        except CredentialError as exc:
+            raise FunctionError(f"get_secret: {exc}") from None
+
+    return read_secret

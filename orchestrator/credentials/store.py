@@ -1,0 +1,144 @@
+"""CredentialStore: SSH credentials by name, whichever backend keeps them (local files or Vault).
+
+A decrypted private key exists only in memory, or for the length of one `with key_file(name)` in a
+0600 file inside a private folder under $ORCH_HOME/run-keys/ - that is how a key reaches Ansible for
+the operation that needs it, and no longer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Protocol
+
+from orchestrator.credentials import sshkey
+from orchestrator.credentials.errors import CredentialError, validate_name
+from orchestrator.credentials.files import ensure_home, private_dir, write_new
+from orchestrator.credentials.local import LocalBackend
+from orchestrator.credentials.record import Credential, now_iso
+from orchestrator.credentials.vault import VaultBackend, VaultConfig
+from orchestrator.store.sqlite import process_start_time
+
+SECRET_KEYS = ("private_key", "public_key", "user", "fingerprint")
+RUN_KEYS = "run-keys"
+
+
+class Backend(Protocol):
+    def describe(self) -> str: ...
+    def add(self, credential: Credential, private_pem: bytes) -> None: ...
+    def get(self, name: str) -> Credential: ...
+    def private_key(self, name: str) -> bytes: ...
+    def list(self) -> list[Credential]: ...
+    def delete(self, name: str) -> None: ...
+
+
+def backend_from_env(home: Path) -> Backend:
+    """Vault when ORCH_VAULT_ADDR is set, else files under home."""
+    config = VaultConfig.from_env()
+    return VaultBackend(config) if config else LocalBackend(home)
+
+
+class CredentialStore:
+    def __init__(self, home: Path, backend: Backend | None = None):
+        self.home = Path(home)
+        self._backend = backend  # chosen on first use: constructing a store touches nothing
+
+    def __repr__(self) -> str:
+        backend = self._backend.describe() if self._backend else "not chosen yet"
+        return f"CredentialStore(home={str(self.home)!r}, backend={backend!r})"
+
+    @property
+    def backend(self) -> Backend:
+        if self._backend is None:
+            self._backend = backend_from_env(self.home)
+        return self._backend
+
+    def create(self, name: str, comment: str | None = None, user: str | None = None) -> str:
+        """Make an ed25519 key pair, keep it under `name`, return the public key line."""
+        validate_name(name)
+        if user is not None and not user.strip():
+            user = None
+        comment = f"orch:{name}" if comment is None else comment.strip()
+        pair = sshkey.generate(comment)
+        self.backend.add(Credential(name=name, type=sshkey.KEY_TYPE, public_key=pair.public_key,
+                                    fingerprint=sshkey.fingerprint(pair.public_key), created=now_iso(),
+                                    comment=comment, user=user),
+                         pair.private_pem)
+        return pair.public_key
+
+    def get(self, name: str) -> Credential:
+        return self.backend.get(validate_name(name))
+
+    def list(self) -> list[Credential]:
+        return self.backend.list()
+
+    def delete(self, name: str) -> None:
+        self.backend.delete(validate_name(name))
+
+    def private_key(self, name: str) -> bytes:
+        """The decrypted private key (OpenSSH PEM). Keep it in memory; use key_file() to hand it over."""
+        return self.backend.private_key(validate_name(name))
+
+    def verify(self, name: str) -> Credential:
+        """Decrypt the private key and check it is the pair of the stored public key."""
+        credential = self.get(name)
+        if not sshkey.matches(self.private_key(name), credential.public_key):
+            raise CredentialError(f"the private key of '{name}' does not match its public key")
+        return credential
+
+    def secret(self, name: str, key: str | None = None) -> Any:
+        """For TOSCA get_secret: [name] or [name, private_key] is the private key's text; public_key,
+        user and fingerprint are the stored public fields."""
+        if key in (None, "private_key"):
+            return self.private_key(name).decode("ascii")
+        if key not in SECRET_KEYS:
+            raise CredentialError(f"credential '{name}' has no '{key}' (known: {', '.join(SECRET_KEYS)})")
+        value = getattr(self.get(name), key)
+        if value is None:
+            raise CredentialError(f"credential '{name}' has no {key} stored")
+        return value
+
+    @contextlib.contextmanager
+    def key_file(self, name: str) -> Iterator[Path]:
+        """The private key in a 0600 file inside a fresh 0700 folder, both removed on leaving (also on
+        an exception). A folder left by a process that was killed is removed by the next key_file()."""
+        pem = self.private_key(name)  # first: an unknown name or a wrong master key leaves nothing behind
+        base = self._run_keys()
+        sweep_stale(base)
+        folder = Path(tempfile.mkdtemp(prefix=f"{_owner_tag()}-", dir=base))  # mkdtemp: 0700, unique
+        try:
+            path = folder / f"id_{name}"
+            write_new(path, pem)
+            yield path
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    @contextlib.contextmanager
+    def key_files(self, names: Iterable[str]) -> Iterator[dict[str, Path]]:
+        """key_file() for several credentials at once (e.g. the hosts of one Ansible batch)."""
+        with contextlib.ExitStack() as stack:
+            yield {name: stack.enter_context(self.key_file(name)) for name in dict.fromkeys(names)}
+
+    def _run_keys(self) -> Path:
+        ensure_home(self.home)
+        return private_dir(self.home / RUN_KEYS)
+
+
+def _owner_tag(pid: int | None = None) -> str:
+    """pid and kernel start time: names one process, even after its pid is reused."""
+    pid = os.getpid() if pid is None else pid
+    return f"{pid}.{process_start_time(pid) or 0}"
+
+
+def sweep_stale(base: Path) -> None:
+    """Remove key folders whose process is gone (killed before it could clean up)."""
+    for folder in base.iterdir():
+        tag = folder.name.split("-", 1)[0]
+        pid, _, start = tag.partition(".")
+        if not pid.isdigit() or not folder.is_dir() or folder.is_symlink():
+            continue
+        if start != "0" and process_start_time(int(pid)) != start:  # "0": unknown, so never removed
+            shutil.rmtree(folder, ignore_errors=True)
