@@ -176,7 +176,7 @@ class Orchestrator:
                 execution_id = resume
                 self.store.interrupted_runs_to_failed(execution_id)
                 self.store.reopen_execution(execution_id)
-                done = {s for s, st in self.store.step_statuses(execution_id).items() if st in ("done", "skipped")}
+                done = self._steps_kept_on_resume(graph, execution_id)
             else:
                 execution_id = new_execution_id()
                 self.store.start_execution(execution_id, name, workflow, redact(inputs))
@@ -197,6 +197,19 @@ class Orchestrator:
             return Result(name, execution_id, outcome)
         finally:
             self.store.release(name)
+
+    def _steps_kept_on_resume(self, graph, execution_id: str) -> set[str]:
+        """Steps that succeeded are kept, except a failed job's submit: watching a failed job again
+        would only see it fail again, so its workflow step submits it anew."""
+        statuses = self.store.step_statuses(execution_id)
+        done = {s for s, st in statuses.items() if st in ("done", "skipped")}
+        for step_id, status in statuses.items():
+            if status != "done" and step_id in graph and graph.nodes[step_id]["step"].operation == "Runnable.run":
+                failed = graph.nodes[step_id]["step"]
+                done -= {n for n in graph.nodes if graph.nodes[n]["step"].node == failed.node
+                         and graph.nodes[n]["step"].workflow_step == failed.workflow_step
+                         and graph.nodes[n]["step"].operation == "Runnable.submit"}
+        return done
 
     def cancel_execution(self, name: str, execution_id: str, wait: float = 120.0) -> str:
         """Ask the process running the execution to cancel it, and wait for it to end."""
