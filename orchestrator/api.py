@@ -279,8 +279,13 @@ class Orchestrator:
         deployment = self._existing(name)
         topology = self._load_for_deployment(name, deployment.topology_path, deployment.inputs, False, reuse=True)
         executions = [e for e in self.store.executions(name) if e.workflow not in (INSTALL, UNINSTALL)]
-        # after a run, outputs that read workflow inputs show that run's values
-        latest_inputs = executions[-1].inputs if executions else None
+        # after a run, outputs that read workflow inputs show that run's values (defaults included)
+        latest_inputs = None
+        if executions:
+            try:
+                latest_inputs = self._workflow_inputs(topology, executions[-1].workflow, executions[-1].inputs)
+            except LoadError:
+                latest_inputs = executions[-1].inputs
         return self._evaluate_outputs(name, topology, latest_inputs)
 
     def list(self) -> list[dict[str, Any]]:
@@ -312,9 +317,12 @@ class Orchestrator:
     def _evaluation(self, name: str, topology: Topology, inputs: Mapping[str, Any] | None = None) -> Evaluation:
         effective = dict(topology.input_values)
         effective.update(inputs or {})
+        deployment_dir = self._deployment_dir(name)
+        deployment_dir.mkdir(parents=True, exist_ok=True)
         return Evaluation(topology, name, effective,
                           read_attribute=lambda node, attr: self.store.attribute(name, node, attr),
-                          read_operation_output=lambda node, op, out: self.store.operation_output(name, node, op, out))
+                          read_operation_output=lambda node, op, out: self.store.operation_output(name, node, op, out),
+                          deployment_dir=str(deployment_dir))
 
     @contextlib.contextmanager
     def _executor(self) -> Iterator[AnsibleExecutor]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from orchestrator.executors.ansible import OperationRequest, Target, alias_for
+from orchestrator.executors.ansible import OperationRequest, Target, alias_for, connection_vars
 from orchestrator.model import LOCALHOST, ORCHESTRATOR, NodeTemplate, Operation, Step, Topology
 from orchestrator.tosca.functions import Context, FunctionError, compute_host, evaluate
 
@@ -38,6 +38,7 @@ class Evaluation:
     read_attribute: Callable[[str, str], Any]
     read_operation_output: Callable[[str, str, str], Any]
     read_secret: Callable[[str, str | None], Any] | None = None
+    deployment_dir: str = ""
 
     def context(self, node: str | None, source: str | None = None, target: str | None = None) -> Context:
         return Context(self.topology, node, self.inputs, self.read_attribute, self.read_operation_output,
@@ -82,11 +83,39 @@ def prepare(step: Step, ev: Evaluation) -> PreparedStep:
 
 
 def context_variables(ev: Evaluation, step: Step, host: str, target_node: str | None) -> dict[str, Any]:
-    variables = {"NODE": step.node, "INSTANCE": f"{step.node}_0", "HOST": host, "DEPLOYMENT_ID": ev.deployment}
+    variables = {"NODE": step.node, "INSTANCE": f"{step.node}_0", "HOST": host, "DEPLOYMENT_ID": ev.deployment,
+                 # orch's own additions: a folder on the controller for this deployment's files, the
+                 # effective inputs (for ${name} substitution), and how to reach every host (for
+                 # playbooks that move data between hosts through the controller with add_host)
+                 "DEPLOYMENT_DIR": ev.deployment_dir, "ORCH_INPUTS": _plain_inputs(ev),
+                 "ORCH_HOSTS": hosts_inventory(ev)}
     if target_node is not None:
         variables.update({"SOURCE_NODE": step.node, "SOURCE_INSTANCE": f"{step.node}_0",
                           "TARGET_NODE": target_node, "TARGET_INSTANCE": f"{target_node}_0"})
     return variables
+
+
+def _plain_inputs(ev: Evaluation) -> dict[str, Any]:
+    values = {}
+    for name in ev.inputs:
+        try:
+            values[name] = evaluate({"get_input": name}, ev.context(None))
+        except FunctionError:
+            continue
+    return values
+
+
+def hosts_inventory(ev: Evaluation) -> dict[str, dict[str, Any]]:
+    """Connection variables of every Compute whose address is known, by node name."""
+    hosts: dict[str, dict[str, Any]] = {}
+    for name, node in ev.topology.nodes.items():
+        if not node.is_a("tosca.nodes.Compute"):
+            continue
+        try:
+            hosts[name] = connection_vars(target_of(name, ev), None)
+        except FunctionError:
+            continue
+    return hosts
 
 
 def target_of(host_node: str | None, ev: Evaluation) -> Target:

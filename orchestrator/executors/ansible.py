@@ -100,7 +100,8 @@ def alias_for(step_id: str) -> str:
 
 def connection_vars(target: Target, control_dir: str | None) -> dict[str, Any]:
     if target.is_local:
-        return {"ansible_connection": "local", "ansible_python_interpreter": target.python or sys.executable}
+        # the controller's own interpreter: discovery can pick a shim for a Python that is not installed
+        return {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
     ssh_args = ["-o ControlMaster=auto", "-o ControlPersist=120s", "-o IdentitiesOnly=yes",
                 "-o StrictHostKeyChecking=yes", "-o BatchMode=yes", "-o ConnectTimeout=10"]
     if target.known_hosts_file:

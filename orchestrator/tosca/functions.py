@@ -184,10 +184,17 @@ def _get_property(args: list[Any], ctx: Context) -> Any:
 def _get_attribute(args: list[Any], ctx: Context) -> Any:
     name, rest = args[1], list(args[2:])
     for node in _entities(args[0], ctx):
+        template = ctx.topology.nodes[node]
+        requirement = next((r for r in template.requirements if r.name == name), None)
+        if requirement is not None and rest:  # [SELF, requirement, attribute]: the target's attribute
+            return _get_attribute([requirement.target, *rest], ctx)
+        if name == "tosca_name":
+            return node
+        if name == "tosca_id":
+            return f"{node}_0"
         stored = ctx.read_attribute(node, name)
         if stored is not None:
             return _dig(stored, rest, f"attribute '{name}' of '{node}'")
-        template = ctx.topology.nodes[node]
         if name in template.attributes and template.attributes[name] is not None:
             return _dig(evaluate(template.attributes[name], ctx.for_node(node)), rest, f"attribute '{name}'")
         if name in template.properties:  # TOSCA: a property is also readable as an attribute
@@ -199,7 +206,7 @@ def _get_input(args: Any, ctx: Context) -> Any:
     name = args[0] if isinstance(args, list) else args
     if name not in ctx.inputs:
         raise FunctionError(f"input '{name}' has no value")
-    value = ctx.inputs[name]
+    value = evaluate(ctx.inputs[name], ctx)  # a default may itself be a function (e.g. get_artifact)
     return _dig(value, list(args[1:]), f"input '{name}'") if isinstance(args, list) else value
 
 

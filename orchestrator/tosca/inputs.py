@@ -7,6 +7,7 @@ import re
 from typing import Any, Mapping
 
 from orchestrator.model import InputDefinition, Problem
+from orchestrator.tosca.functions import as_function
 
 _SCALARS = {"string", "integer", "float", "boolean", "timestamp", "version", "scalar-unit.size",
             "scalar-unit.time", "scalar-unit.frequency", "scalar-unit.bitrate"}
@@ -70,8 +71,8 @@ def resolve_input_values(definitions: Mapping[str, InputDefinition], given: Mapp
 
 def coerce(value: Any, type_name: str) -> tuple[Any, str | None]:
     """Values from --set arrive as strings; make them the declared type or say why not."""
-    if isinstance(value, dict) and len(value) == 1 and next(iter(value)).startswith("get_"):
-        return value, None  # a function (e.g. get_secret) is evaluated later
+    if as_function(value):
+        return value, None  # a function (a default made of other inputs, get_secret, ...) is evaluated later
     try:
         if type_name == "integer":
             if isinstance(value, bool):

@@ -113,7 +113,8 @@ def _load_template(template: Path, given_path: str, given_inputs: Mapping[str, A
 
     workflows, workflow_problems = parse_workflows(workflows_raw, nodes, file_name)
     problems += workflow_problems
-    outputs = _outputs(topology_raw.get("outputs"), file_name, set(definitions), set(nodes), problems)
+    outputs = _outputs(topology_raw.get("outputs"), file_name, set(definitions) | workflow_input_names, set(nodes),
+                       problems)
     if problems:
         raise LoadError(problems)
 
@@ -202,8 +203,8 @@ def _self_contained(document: Mapping[str, Any], topology_raw: Mapping[str, Any]
     checked["topology_template"] = dict(topology_raw)
     # Workflow inputs may be read with get_input in node templates (at run time they are given with
     # `orch run`); tosca-parser only knows topology inputs, so it is told of them as optional ones.
-    workflow_inputs = {name: {**spec, "required": False} for name, spec in workflow_inputs_raw.items()
-                       if isinstance(spec, dict)}
+    workflow_inputs = {name: {**{k: v for k, v in spec.items() if k != "default"}, "required": False}
+                       for name, spec in workflow_inputs_raw.items() if isinstance(spec, dict)}
     topology_inputs = topology_raw.get("inputs") if isinstance(topology_raw.get("inputs"), dict) else {}
     if workflow_inputs:
         checked["topology_template"]["inputs"] = {**workflow_inputs, **topology_inputs}

@@ -1,0 +1,84 @@
+"""Ansible filters for the eFlows4HPC playbooks: the job launch command (one renderer for every
+launcher, so the enqueue_compss line and the sbatch/local ones cannot drift apart), ${name}
+substitution of workflow inputs, and where a data place is.
+
+Pure functions of their arguments (no Ansible imports), so tests call them directly."""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+_PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def substitute(value, inputs):
+    """Replace ${name} by the workflow input `name` (a list is substituted item by item)."""
+    if isinstance(value, list):
+        return [substitute(v, inputs) for v in value]
+
+    def one(match):
+        name = match.group(1)
+        if name not in inputs:
+            raise ValueError(f"${{{name}}} is not a workflow input (known: {', '.join(sorted(inputs))})")
+        return str(inputs[name])
+
+    return _PLACEHOLDER.sub(one, str(value))
+
+
+def launch_command(launcher, command, arguments, image_path="", python="python3", num_nodes=1, qos="",
+                   compss_options=(), modules=()):
+    """The shell line that starts the workflow.
+
+    enqueue_compss: the COMPSs launcher (it calls sbatch itself), with the container image when the
+    image is a container, else the image's folder on the PYTHONPATH.
+    sbatch / local: the application run by the installed runtime's Python, with the image's packages.
+    """
+    app = f"{image_path}/{command}" if image_path else command
+    args = " ".join(shlex.quote(str(a)) for a in arguments)
+    prefix = "".join(f"module load {shlex.quote(m)} && " for m in modules)
+    if launcher == "enqueue_compss":
+        parts = ["enqueue_compss", f"--num_nodes={int(num_nodes)}"]
+        if qos:
+            parts.append(f"--qos={shlex.quote(qos)}")
+        if image_path.endswith((".sif", ".img")):
+            parts.append(f"--container_image={shlex.quote(image_path)}")
+        else:
+            parts.append(f"--pythonpath={shlex.quote(image_path + '/site-packages')}")
+        parts += [shlex.quote(str(o)) for o in compss_options]
+        parts.append("--lang=python")
+        parts.append(shlex.quote(app))
+        return prefix + " ".join(parts) + (f" {args}" if args else "")
+    if launcher in ("sbatch", "local"):
+        env = f"PYTHONPATH={shlex.quote(image_path + '/site-packages')} " if image_path else ""
+        return prefix + f"{env}{shlex.quote(python)} {shlex.quote(app)}" + (f" {args}" if args else "")
+    raise ValueError(f"unknown launcher '{launcher}' (enqueue_compss, sbatch or local)")
+
+
+def sbatch_options(num_nodes=1, qos=""):
+    options = [f"--nodes={int(num_nodes)}"]
+    if qos:
+        options.append(f"--qos={qos}")
+    return options
+
+
+def data_place(place, hosts):
+    """'HOST:/path' (HOST a Compute of the topology), a URL, or a path on the controller."""
+    place = str(place)
+    if re.match(r"^https?://", place):
+        return {"kind": "url", "url": place, "path": place.rstrip("/").rsplit("/", 1)[-1], "host": ""}
+    match = re.match(r"^([A-Za-z0-9_.-]+):(/.*)$", place)
+    if match:
+        host, path = match.groups()
+        if host not in hosts:
+            raise ValueError(f"'{place}': {host} is not a host of this topology ({', '.join(sorted(hosts))})")
+        return {"kind": "ssh", "host": host, "path": path, "url": ""}
+    if not place.startswith("/"):
+        raise ValueError(f"'{place}': a controller path must be absolute")
+    return {"kind": "local", "host": "", "path": place, "url": ""}
+
+
+class FilterModule:
+    def filters(self):
+        return {"eflows_substitute": substitute, "eflows_launch_command": launch_command,
+                "eflows_sbatch_options": sbatch_options, "eflows_data_place": data_place}
