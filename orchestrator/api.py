@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 
+from orchestrator.credentials import CredentialStore
+from orchestrator.credentials.reader import secret_reader
 from orchestrator.engine.operations import Evaluation
 from orchestrator.engine.scheduler import Outcome, Reporter, RetryPolicy, Scheduler
 from orchestrator.executors.ansible import AnsibleExecutor
@@ -322,6 +324,7 @@ class Orchestrator:
         return Evaluation(topology, name, effective,
                           read_attribute=lambda node, attr: self.store.attribute(name, node, attr),
                           read_operation_output=lambda node, op, out: self.store.operation_output(name, node, op, out),
+                          read_secret=secret_reader(CredentialStore(self.home)),
                           deployment_dir=str(deployment_dir))
 
     @contextlib.contextmanager

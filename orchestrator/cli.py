@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from orchestrator.api import Orchestrator, UsageError, read_inputs
+from orchestrator.credentials.cli import credentials
 from orchestrator.engine.scheduler import Outcome
 from orchestrator.executors.ansible import TaskEvent
 from orchestrator.model import LoadError, Step
@@ -338,6 +339,9 @@ def list_deployments(ctx: click.Context, as_json: bool) -> None:
     for row in rows:
         table.add_row(row["name"], row["status"], row["topology"])
     out.print(table)
+
+
+cli.add_command(credentials)
 
 
 def _register_optional_groups() -> None:

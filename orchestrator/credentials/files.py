@@ -19,10 +19,14 @@ def private_dir(path: Path) -> Path:
     return path
 
 
-def ensure_home(home: Path) -> Path:
-    """$ORCH_HOME: made 0700 if it does not exist. An existing one keeps its mode (it may be a folder
-    the user chose with --home); what we keep in it is 0600 or inside our own 0700 folders."""
+def ensure_home(home: Path, *, tighten: bool = False) -> Path:
+    """$ORCH_HOME, made 0700 if missing. With `tighten` (where the master key is kept) an existing home
+    of ours that others can enter is set to 0700 too; one owned by someone else is left alone."""
     home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if tighten:
+        info = home.stat()
+        if info.st_uid == os.geteuid() and info.st_mode & 0o077:
+            home.chmod(0o700)
     return home
 
 

@@ -62,7 +62,7 @@ def load(home: Path) -> MasterKey:
 
 def load_or_create(home: Path) -> MasterKey:
     """The master key, made on first use (0600 from creation, complete or absent, never replaced)."""
-    ensure_home(home)
+    ensure_home(home, tighten=True)
     path = home / FILE_NAME
     if not path.exists():
         try:

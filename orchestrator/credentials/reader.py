@@ -3,7 +3,8 @@ are FunctionErrors, so a bad name fails the step that asked, with a sentence, li
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from orchestrator.credentials.errors import CredentialError
 from orchestrator.credentials.store import CredentialStore
@@ -16,5 +17,8 @@ def secret_reader(store: CredentialStore) -> Callable[[str, str | None], Any]:
             return store.secret(name, key)
         except CredentialError as exc:
             raise FunctionError(f"get_secret: {exc}") from None
+        except OSError as exc:
+            raise FunctionError(f"get_secret '{name}': cannot read {exc.filename or 'the credential'}: "
+                                f"{exc.strerror or type(exc).__name__}") from None
 
     return read_secret

@@ -11,8 +11,9 @@ import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Protocol
+from typing import Any, Protocol
 
 from orchestrator.credentials import sshkey
 from orchestrator.credentials.errors import CredentialError, validate_name
@@ -121,6 +122,22 @@ class CredentialStore:
         """key_file() for several credentials at once (e.g. the hosts of one Ansible batch)."""
         with contextlib.ExitStack() as stack:
             yield {name: stack.enter_context(self.key_file(name)) for name in dict.fromkeys(names)}
+
+    @contextlib.contextmanager
+    def usable_key_files(self, names: Iterable[str]) -> Iterator[tuple[dict[str, Path], dict[str, str]]]:
+        """key_file() for each name that can be read, and why for each that cannot: for an executor,
+        so that one unusable credential fails only the operations that need it."""
+        keys: dict[str, Path] = {}
+        problems: dict[str, str] = {}
+        with contextlib.ExitStack() as stack:
+            for name in dict.fromkeys(names):
+                try:
+                    keys[name] = stack.enter_context(self.key_file(name))
+                except CredentialError as exc:
+                    problems[name] = f"credential '{name}': {exc}"
+                except OSError as exc:
+                    problems[name] = f"credential '{name}': cannot write its key file: {exc.strerror or exc}"
+            yield keys, problems
 
     def _run_keys(self) -> Path:
         ensure_home(self.home)

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from orchestrator.credentials.errors import CredentialError, CredentialExists, UnknownCredential
 from orchestrator.credentials.record import Credential
@@ -35,7 +36,7 @@ class VaultConfig:
     timeout: float = 10.0
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "VaultConfig | None":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> VaultConfig | None:
         """The configuration from ORCH_VAULT_* variables, or None when ORCH_VAULT_ADDR is not set."""
         env = os.environ if environ is None else environ
         address = env.get("ORCH_VAULT_ADDR", "").strip()

@@ -133,11 +133,15 @@ def target_of(host_node: str | None, ev: Evaluation) -> Target:
         raise FunctionError(f"host '{host_node}' has no public_address or private_address")
     endpoint = evaluate(dict(compute.capabilities.get("endpoint") or {}), context)
     credential = endpoint.get("credential") or {}
-    key_file = credential.get("token") if credential.get("token_type", "private_key") == "private_key" else None
+    token_type = credential.get("token_type", "private_key")
+    key_file = credential.get("token") if token_type == "private_key" else None
+    # token_type orch_credential: the token names a credential of `orch credentials`
+    key_credential = credential.get("token") if token_type == "orch_credential" else None
     python = evaluate(compute.properties.get("python_interpreter"), context) \
         if "python_interpreter" in compute.properties else None
     return Target(host_node, str(address), user=credential.get("user"), port=endpoint.get("port"),
-                  key_file=key_file, known_hosts_file=endpoint.get("known_hosts_file"), python=python)
+                  key_file=key_file or None, known_hosts_file=endpoint.get("known_hosts_file") or None, python=python,
+                  key_credential=key_credential)
 
 
 def attributes_from_facts(node: NodeTemplate, facts: Mapping[str, Any]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -35,6 +35,7 @@ class Target:
     key_file: str | None = None
     known_hosts_file: str | None = None
     python: str | None = None
+    key_credential: str | None = None  # an orch credential whose key is written out only for the run
 
     @property
     def is_local(self) -> bool:
@@ -215,6 +216,24 @@ class AnsibleExecutor:
 
     def run_batch(self, requests: list[OperationRequest], on_event: Callable[[TaskEvent], None] | None = None,
                   cancel: threading.Event | None = None, timeout: float | None = None) -> dict[str, OperationResult]:
+        """Run a batch; keys of orch credentials exist in clear only while it runs, in 0600 files."""
+        names = [r.target.key_credential for r in requests if r.target.key_credential]
+        if not names:
+            return self._run_batch(requests, on_event, cancel, timeout)
+        from orchestrator.credentials import CredentialStore
+
+        with CredentialStore(self.home).usable_key_files(names) as (keys, problems):
+            ready = [replace(r, target=replace(r.target, key_file=str(keys[r.target.key_credential])))
+                     if r.target.key_credential else r
+                     for r in requests if r.target.key_credential not in problems]
+            results = self._run_batch(ready, on_event, cancel, timeout) if ready else {}
+        for r in requests:
+            if r.target.key_credential in problems:
+                results[r.alias] = OperationResult(r.alias, ok=False, message=problems[r.target.key_credential])
+        return results
+
+    def _run_batch(self, requests: list[OperationRequest], on_event: Callable[[TaskEvent], None] | None,
+                   cancel: threading.Event | None, timeout: float | None) -> dict[str, OperationResult]:
         import ansible_runner  # imported late: loading it costs ~0.3 s and plan/validate never need it
 
         playbooks = {r.playbook for r in requests}
