@@ -34,14 +34,16 @@ def launch_command(launcher, command, arguments, image_path="", python="python3"
     image is a container, else the image's folder on the PYTHONPATH.
     sbatch / local: the application run by the installed runtime's Python, with the image's packages.
     """
-    app = f"{image_path}/{command}" if image_path else command
+    container = image_path.endswith((".sif", ".img"))
+    # in a container image the application's path is the one inside the container
+    app = f"{image_path}/{command}" if image_path and not container else command
     args = " ".join(shlex.quote(str(a)) for a in arguments)
     prefix = "".join(f"module load {shlex.quote(m)} && " for m in modules)
     if launcher == "enqueue_compss":
         parts = ["enqueue_compss", f"--num_nodes={int(num_nodes)}"]
         if qos:
             parts.append(f"--qos={shlex.quote(qos)}")
-        if image_path.endswith((".sif", ".img")):
+        if container:
             parts.append(f"--container_image={shlex.quote(image_path)}")
         else:
             parts.append(f"--pythonpath={shlex.quote(image_path + '/site-packages')}")

@@ -1,0 +1,196 @@
+"""The bad-input corpus (tests/corpus/) through the real CLI, in subprocesses.
+
+Each case must make `orch validate` exit 2, print the expected problem and no traceback; the cases
+marked `deploy` are also deployed, which must fail the same way and leave nothing in the store.
+The subprocesses of the selected cases are started together when the first case runs (each CLI
+start costs most of a second), and each test waits for its own.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+CORPUS = REPO / "tests" / "corpus"
+HELLO = "topologies/hello.yaml"
+EXPECTED: dict[str, dict[str, Any]] = yaml.safe_load((CORPUS / "expected.yaml").read_text(encoding="utf-8"))
+NOT_CASES = {"expected.yaml", "make_csars.py", "__pycache__"}
+TIMEOUT = 120
+
+
+def _make_csars():
+    spec = importlib.util.spec_from_file_location("orch_corpus_make_csars", CORPUS / "make_csars.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+make_csars = _make_csars()
+
+
+def _params(names, bug_key="bug"):
+    params = []
+    for name in names:
+        bug = EXPECTED[name].get("bug") or EXPECTED[name].get(bug_key)
+        marks = [pytest.mark.xfail(strict=True, reason=f"bug: {bug}")] if bug else []
+        params.append(pytest.param(name, id=name, marks=marks))
+    return params
+
+
+CASES = _params(sorted(EXPECTED))
+DEPLOY_CASES = _params(sorted(name for name, spec in EXPECTED.items() if spec.get("deploy")), "deploy_bug")
+
+
+# -- running the CLI ---------------------------------------------------------------------------------
+
+
+def orch(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("ORCH_DEBUG", "ORCH_HOME")}
+    env.update(COLUMNS="500", NO_COLOR="1")
+    return subprocess.run([sys.executable, "-m", "orchestrator.cli", "--home", str(home), *args],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=TIMEOUT,
+                          stdin=subprocess.DEVNULL, check=False)
+
+
+def command_args(name: str, path: Path) -> list[str]:
+    return [HELLO, "-i", str(path)] if EXPECTED[name].get("inputs") else [str(path)]
+
+
+class Runs:
+    """Starts every selected case's subprocesses at once, on a small pool; results by case."""
+
+    def __init__(self, tmp_factory: pytest.TempPathFactory, validate: set[str], deploy: set[str]):
+        generated = sorted(n for n in validate | deploy if EXPECTED[n].get("generated"))
+        built = make_csars.build(tmp_factory.mktemp("generated"), generated) if generated else {}
+        self.paths = {name: built.get(name, CORPUS / name) for name in validate | deploy}
+        self.homes: dict[tuple[str, str], Path] = {}
+        self.pool = ThreadPoolExecutor(max_workers=(os.cpu_count() or 2) + 1)
+        self.validations: dict[str, Future] = {}
+        self.deploys: dict[str, Future] = {}
+        for name in sorted(deploy):  # the longer jobs first
+            home = self.homes[(name, "deploy")] = tmp_factory.mktemp("home-deploy")
+            self.deploys[name] = self.pool.submit(self._deploy, name, home)
+        for name in sorted(validate):
+            home = self.homes[(name, "validate")] = tmp_factory.mktemp("home-validate")
+            self.validations[name] = self.pool.submit(orch, home, "validate",
+                                                      *command_args(name, self.paths[name]))
+
+    def _deploy(self, name: str, home: Path):
+        # should an inputs case ever deploy hello.yaml after all, its files stay in the test's folder
+        contain = ["--set", f"workdir={home / 'hello'}"] if EXPECTED[name].get("inputs") else []
+        deployed = orch(home, "deploy", "--name", "corpus-case", *command_args(name, self.paths[name]),
+                        *contain)
+        listed = orch(home, "list", "--json") if (home / "orch.db").exists() else None
+        return deployed, listed
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        for name, path in self.paths.items():  # pytest keeps recent tmp folders: not 50 MB of them
+            if EXPECTED[name].get("generated") and path.stat().st_size > 1024 * 1024:
+                path.unlink()
+
+
+def _selected(session: pytest.Session, test_name: str) -> set[str]:
+    return {item.callspec.params["name"] for item in session.items
+            if getattr(item, "originalname", None) == test_name and item.module.__name__ == __name__}
+
+
+@pytest.fixture(scope="module")
+def runs(request, tmp_path_factory):
+    runner = Runs(tmp_path_factory, _selected(request.session, "test_validate_case"),
+                  _selected(request.session, "test_deploy_case"))
+    yield runner
+    runner.close()
+
+
+# -- assertions ----------------------------------------------------------------------------------------
+
+
+def assert_reported(name: str, result: subprocess.CompletedProcess[str], path: Path) -> None:
+    output = result.stdout + result.stderr
+    spec = EXPECTED[name]
+    assert "Traceback" not in output, output
+    assert "internal error" not in output, output
+    assert result.returncode == 2, f"exit {result.returncode}:\n{output}"
+    file = spec.get("file") or path.name
+    place = spec.get("place")
+    lines = [line for line in result.stderr.splitlines() if spec["message"] in line]
+    assert lines, f"no problem mentions {spec['message']!r}:\n{output}"
+    assert any(file in line and (place is None or place in line) for line in lines), \
+        f"no problem in {file!r} at {place!r} says {spec['message']!r}:\n{output}"
+    assert any(line.endswith(("problem:", "problems:")) for line in result.stderr.splitlines())
+
+
+# -- tests -----------------------------------------------------------------------------------------------
+
+
+def test_corpus_is_complete():
+    on_disk = {p.name for p in CORPUS.iterdir() if p.name not in NOT_CASES}
+    generated = {name for name, spec in EXPECTED.items() if spec.get("generated")}
+    assert on_disk == set(EXPECTED) - generated, "every corpus file needs an entry in expected.yaml and back"
+    assert generated == set(make_csars.CASES), "generated cases and make_csars.CASES disagree"
+    assert len([n for n, spec in EXPECTED.items() if not spec.get("bug")]) >= 40
+    for name, spec in EXPECTED.items():
+        assert set(spec) <= {"place", "message", "file", "inputs", "generated", "deploy", "bug",
+                             "deploy_bug"}, name
+        assert isinstance(spec.get("message"), str) and spec["message"], name
+        assert spec.get("place") is None or isinstance(spec["place"], str), name
+    committed_archives = [p for p in CORPUS.iterdir() if p.suffix in (".zip", ".csar")]
+    assert not committed_archives, "CSARs are built, not committed"
+    assert all(p.stat().st_size < 1024 * 1024 for p in CORPUS.iterdir() if p.is_file())
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_validate_case(runs, name):
+    result = runs.validations[name].result()
+    assert_reported(name, result, runs.paths[name])
+
+
+@pytest.mark.parametrize("name", DEPLOY_CASES)
+def test_deploy_case(runs, name):
+    deployed, listed = runs.deploys[name].result()
+    assert_reported(name, deployed, runs.paths[name])
+    home = runs.homes[(name, "deploy")]
+    if listed is not None:  # the store exists (opened before loading): it must hold no deployment
+        assert listed.returncode == 0, listed.stderr
+        assert json.loads(listed.stdout) == []
+    assert not (home / "deployments").exists() or not any((home / "deployments").iterdir())
+
+
+@pytest.mark.xfail(strict=True, reason="bug: csar.unpack_into removes HOME/deployments/NAME/csar before it "
+                   "checks the new archive, so re-deploying a deployed name with a refused CSAR deletes the "
+                   "files (template, playbooks) of the deployment that stays in the store as 'deployed'")
+def test_refused_csar_redeploy_keeps_the_deployed_files(tmp_path):
+    from orchestrator.api import Orchestrator
+    from orchestrator.model import LoadError
+
+    good = tmp_path / "good.csar"  # one node without operations: deploys without running anything
+    with zipfile.ZipFile(good, "w") as archive:
+        archive.writestr("main.yaml", make_csars.HEADER + "topology_template:\n  node_templates:\n"
+                                                          "    thing:\n      type: tosca.nodes.Root\n")
+        archive.writestr("playbooks/keep.yaml", "- hosts: all\n  tasks: []\n")
+    bad = make_csars.build(tmp_path, ["zip_slip.csar"])["zip_slip.csar"]
+    home = tmp_path / "home"
+    orchestrator = Orchestrator(home, workers=1)
+    try:
+        assert orchestrator.deploy("app", str(good), {}).outcome.ok
+        kept = home / "deployments" / "app" / "csar"
+        assert (kept / "playbooks" / "keep.yaml").is_file() and (kept / "main.yaml").is_file()
+        with pytest.raises(LoadError, match="zip slip"):
+            orchestrator.deploy("app", str(bad), {})
+        assert orchestrator.status("app")["status"] == "deployed"
+        assert (kept / "main.yaml").is_file(), "the deployed template is gone"
+        assert (kept / "playbooks" / "keep.yaml").is_file(), "the deployed playbooks are gone"
+    finally:
+        orchestrator.close()
