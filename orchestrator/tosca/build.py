@@ -63,9 +63,10 @@ class NodeBuilder:
         attributes = {k: (v.get("default") if isinstance(v, dict) else None)
                       for k, v in self.registry.merged_section(type_name, "attributes").items()}
         attributes.update(raw.get("attributes") or {})
-        capabilities = {
-            cap: dict((value or {}).get("properties") or {})
-            for cap, value in (raw.get("capabilities") or {}).items() if isinstance(value, dict) or value is None}
+        capabilities = self.capability_defaults(type_name)
+        for cap, value in (raw.get("capabilities") or {}).items():
+            if isinstance(value, dict) or value is None:
+                capabilities[cap] = {**capabilities.get(cap, {}), **dict((value or {}).get("properties") or {})}
         for cap, props in capabilities.items():
             self.check_functions(props, f"{place}.capabilities.{cap}.properties")
         return NodeTemplate(
@@ -79,6 +80,17 @@ class NodeBuilder:
             operations=self.operations(type_name, raw.get("interfaces") or {}, place, "Standard"),
             artifacts=self.artifacts(type_name, raw.get("artifacts") or {}, place),
         )
+
+    def capability_defaults(self, type_name: str) -> dict[str, dict[str, Any]]:
+        """Each capability of the node type with its type's property defaults."""
+        result: dict[str, dict[str, Any]] = {}
+        for cap, definition in self.registry.merged_section(type_name, "capabilities").items():
+            cap_type = definition.get("type") if isinstance(definition, dict) else definition
+            if isinstance(cap_type, str):
+                result[cap] = self.defaults(self.registry.full_name(cap_type, "capability_types"), "properties")
+                result[cap].update({k: v["default"] for k, v in (definition.get("properties") or {}).items()
+                                    if isinstance(definition, dict) and isinstance(v, dict) and "default" in v})
+        return result
 
     def defaults(self, type_name: str, section: str) -> dict[str, Any]:
         return {k: v["default"] for k, v in self.registry.merged_section(type_name, section).items()

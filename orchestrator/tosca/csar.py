@@ -31,11 +31,20 @@ def unpacked(path: str | Path) -> Iterator[tuple[Path | None, list[Problem]]]:
 
 
 def unpack_into(path: Path, directory: Path) -> tuple[Path | None, list[Problem]]:
-    """Unpack for keeps (a deployment's own copy of its CSAR)."""
+    """Unpack for keeps (a deployment's own copy of its CSAR): into a fresh folder beside it, which
+    replaces the old copy only once the archive was accepted."""
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    fresh = Path(tempfile.mkdtemp(prefix=".csar-", dir=directory.parent))
+    entry, problems = _unpack(path, str(path), fresh)
+    if problems or entry is None:
+        shutil.rmtree(fresh, ignore_errors=True)
+        if not any(directory.parent.iterdir()):
+            directory.parent.rmdir()
+        return None, problems
     if directory.exists():
         shutil.rmtree(directory)
-    directory.mkdir(parents=True)
-    return _unpack(path, str(path), directory)
+    fresh.rename(directory)
+    return directory / entry.relative_to(fresh), []
 
 
 def _unpack(path: Path, name: str, into: Path) -> tuple[Path | None, list[Problem]]:
@@ -55,7 +64,7 @@ def _unpack(path: Path, name: str, into: Path) -> tuple[Path | None, list[Proble
             return None, problems
         try:
             archive.extractall(into)
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        except Exception as exc:  # noqa: BLE001 - encrypted members, unknown compression, bad CRCs...
             return None, [Problem(name, "", f"damaged CSAR archive: {exc}")]
     return _entry_template(name, into)
 

@@ -64,7 +64,8 @@ def resolve_input_values(definitions: Mapping[str, InputDefinition], given: Mapp
         if problem:
             problems.append(Problem(file_name, place, problem))
             continue
-        problems.extend(Problem(file_name, place, p) for p in check_constraints(value, definition.constraints))
+        problems.extend(Problem(file_name, place, p)
+                        for p in check_constraints(value, definition.constraints, definition.type))
         values[name] = value
     return values, problems
 
@@ -103,12 +104,38 @@ def coerce(value: Any, type_name: str) -> tuple[Any, str | None]:
     return value, None  # a data type: checked by tosca-parser
 
 
-def check_constraints(value: Any, constraints: tuple[Mapping[str, Any], ...]) -> list[str]:
+_UNITS = {
+    "scalar-unit.size": {"b": 1, "kb": 1e3, "kib": 2**10, "mb": 1e6, "mib": 2**20, "gb": 1e9, "gib": 2**30,
+                         "tb": 1e12, "tib": 2**40},
+    "scalar-unit.time": {"d": 86400, "h": 3600, "m": 60, "s": 1, "ms": 1e-3, "us": 1e-6, "ns": 1e-9},
+    "scalar-unit.frequency": {"hz": 1, "khz": 1e3, "mhz": 1e6, "ghz": 1e9},
+    "scalar-unit.bitrate": {"bps": 1, "kbps": 1e3, "kibps": 2**10, "mbps": 1e6, "mibps": 2**20, "gbps": 1e9,
+                            "gibps": 2**30, "tbps": 1e12, "tibps": 2**40},
+}
+_SCALAR = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([A-Za-z]+)\s*$")
+
+
+def comparable(value: Any, type_name: str) -> Any:
+    """A value as TOSCA compares it: scalar-units in their base unit, versions part by part."""
+    if type_name in _UNITS:
+        match = _SCALAR.match(str(value))
+        if not match or match.group(2).lower() not in _UNITS[type_name]:
+            raise ValueError(f"'{value}' is not a {type_name}")
+        return float(match.group(1)) * _UNITS[type_name][match.group(2).lower()]
+    if type_name == "version":
+        return tuple(int(p) if p.isdigit() else p for p in re.split(r"[.\-]", str(value)))
+    return value
+
+
+def check_constraints(value: Any, constraints: tuple[Mapping[str, Any], ...], type_name: str = "string") -> list[str]:
     failures: list[str] = []
     for clause in constraints:
         (operator, bound), = clause.items()
         try:
-            ok = _CHECKS[operator](value, bound)
+            if operator in _ORDERED:
+                ok = _CHECKS[operator](comparable(value, type_name), _comparable_bound(bound, type_name))
+            else:
+                ok = _CHECKS[operator](value, bound)
         except KeyError:
             failures.append(f"unknown constraint '{operator}'")
             continue
@@ -119,13 +146,27 @@ def check_constraints(value: Any, constraints: tuple[Mapping[str, Any], ...]) ->
     return failures
 
 
+_ORDERED = {"greater_than", "greater_or_equal", "less_than", "less_or_equal", "in_range"}
+
+
+def _comparable_bound(bound: Any, type_name: str) -> Any:
+    if isinstance(bound, list):
+        return [b if b == "UNBOUNDED" else comparable(b, type_name) for b in bound]
+    return comparable(bound, type_name)
+
+
+def _in_range(value: Any, bounds: list[Any]) -> bool:
+    low, high = bounds
+    return (low == "UNBOUNDED" or low <= value) and (high == "UNBOUNDED" or value <= high)
+
+
 _CHECKS = {
     "equal": lambda v, b: v == b,
     "greater_than": lambda v, b: v > b,
     "greater_or_equal": lambda v, b: v >= b,
     "less_than": lambda v, b: v < b,
     "less_or_equal": lambda v, b: v <= b,
-    "in_range": lambda v, b: b[0] <= v <= b[1],
+    "in_range": _in_range,
     "valid_values": lambda v, b: v in b,
     "length": lambda v, b: len(v) == b,
     "min_length": lambda v, b: len(v) >= b,

@@ -188,6 +188,14 @@ def _policies(raw: Any) -> dict[str, Any]:
     return raw if isinstance(raw, dict) else {}
 
 
+def _full_interface_type(interface: Any, interface_types: set[str]) -> Any:
+    if isinstance(interface, dict) and isinstance(interface.get("type"), str) and "." not in interface["type"]:
+        full = [t for t in interface_types if t.rsplit(".", 1)[-1] == interface["type"]]
+        if len(full) == 1:
+            return {**interface, "type": full[0]}
+    return interface
+
+
 def _self_contained(document: Mapping[str, Any], topology_raw: Mapping[str, Any], imported: list,
                     workflow_inputs_raw: Mapping[str, Any]) -> dict[str, Any]:
     """The template as tosca-parser should see it: no workflows, imports merged in, nothing to fetch.
@@ -200,11 +208,19 @@ def _self_contained(document: Mapping[str, Any], topology_raw: Mapping[str, Any]
         merged.update(document.get(section) or {})
         if merged:
             checked[section] = merged
+    # tosca-parser knows only its own short interface type names (Standard, Configure)
+    interface_types = set(checked.get("interface_types") or {})
+    for section in ("node_types", "relationship_types"):
+        for definition in (checked.get(section) or {}).values():
+            if isinstance(definition, dict) and isinstance(definition.get("interfaces"), dict):
+                definition["interfaces"] = {
+                    name: _full_interface_type(iface, interface_types) for name, iface in definition["interfaces"].items()}
     checked["topology_template"] = dict(topology_raw)
     # Workflow inputs may be read with get_input in node templates (at run time they are given with
     # `orch run`); tosca-parser only knows topology inputs, so it is told of them as optional ones.
-    workflow_inputs = {name: {**{k: v for k, v in spec.items() if k != "default"}, "required": False}
-                       for name, spec in workflow_inputs_raw.items() if isinstance(spec, dict)}
+    workflow_inputs = {name: {"type": "string", **{k: v for k, v in (spec or {}).items() if k != "default"},
+                              "required": False}
+                       for name, spec in workflow_inputs_raw.items() if isinstance(spec, dict) or spec is None}
     topology_inputs = topology_raw.get("inputs") if isinstance(topology_raw.get("inputs"), dict) else {}
     if workflow_inputs:
         checked["topology_template"]["inputs"] = {**workflow_inputs, **topology_inputs}

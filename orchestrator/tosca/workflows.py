@@ -82,7 +82,10 @@ def _parse_activities(raw: Any, node: NodeTemplate | None, relationship: str | N
         if kind == "call_operation" and node is not None:
             operations = node.operations
             if relationship is not None:
-                operations = next(r.operations for r in node.requirements if r.name == relationship)
+                requirement = next((r for r in node.requirements if r.name == relationship), None)
+                if requirement is None:
+                    continue  # already reported on target_relationship
+                operations = requirement.operations
             short = _short_operation(value)
             if short not in operations:
                 problems.append(Problem(file_name, where, f"unknown operation '{value}' on "

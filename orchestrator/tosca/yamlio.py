@@ -13,7 +13,25 @@ MAX_FILE_BYTES = 10 * 1024 * 1024
 # An alias-expanded document bigger than this is a bomb, not a topology.
 MAX_EXPANDED_NODES = 2_000_000
 
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
+    """The fast safe loader, refusing duplicate keys (PyYAML silently keeps the last one, so a
+    second node template of the same name would replace the first unseen)."""
+
+    def construct_mapping(self, node, deep=False):  # noqa: ANN001 - PyYAML's signature
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:
+                continue  # unhashable key: PyYAML reports it itself
+            if duplicate:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key '{key}'", key_node.start_mark)
+        return super().construct_mapping(node, deep)
 
 
 def read_yaml(path: str | Path, what: str = "file") -> tuple[Any, list[Problem]]:

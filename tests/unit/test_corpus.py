@@ -168,9 +168,6 @@ def test_deploy_case(runs, name):
     assert not (home / "deployments").exists() or not any((home / "deployments").iterdir())
 
 
-@pytest.mark.xfail(strict=True, reason="bug: csar.unpack_into removes HOME/deployments/NAME/csar before it "
-                   "checks the new archive, so re-deploying a deployed name with a refused CSAR deletes the "
-                   "files (template, playbooks) of the deployment that stays in the store as 'deployed'")
 def test_refused_csar_redeploy_keeps_the_deployed_files(tmp_path):
     from orchestrator.api import Orchestrator
     from orchestrator.model import LoadError

@@ -116,10 +116,6 @@ def test_get_property_through_a_requirement(topology):
     assert ev(topology, {"get_property": ["SELF", "database", "db_name"]}) == "main-v1"
 
 
-@pytest.mark.xfail(strict=True, reason="bug: NodeTemplate.capabilities holds only the properties the "
-                   "template assigns (build.py build_node); a capability type's defaults, e.g. Endpoint "
-                   "protocol 'tcp', "
-                   "are not readable with get_property although node property defaults are")
 def test_get_property_capability_default(topology):
     assert ev(topology, {"get_property": ["db", "endpoint", "protocol"]}) == "tcp"
 

@@ -187,9 +187,6 @@ def test_runnable_has_no_pause():
     assert same_file(problem.file, path)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a type whose Runnable interface is declared `type: Runnable` "
-                   "(short) loads only until a template assigns one of its operations; then tosca-parser "
-                   "fails with KeyError 'Runnable' (short Standard works)")
 def test_runnable_short_interface_type_with_template_assignment():
     topology = load(DATA / "runnable_short_type.yaml")
     assert set(topology.nodes["job"].operations) == {"Runnable.submit", "Runnable.run"}
@@ -242,15 +239,10 @@ def test_input_constraints(given, place, message):
 
 
 @pytest.mark.parametrize("name", [
-    pytest.param("nodes", marks=pytest.mark.xfail(
-        strict=True, reason="bug: inputs._CHECKS in_range compares with the literal 'UNBOUNDED' (TypeError, "
-        "so always a violation); TOSCA allows it as upper bound")),
-    pytest.param("memory", marks=pytest.mark.xfail(
-        strict=True, reason="bug: scalar-unit inputs are compared as strings: '10 GB' >= '2 GB' is False")),
-    pytest.param("walltime", marks=pytest.mark.xfail(
-        strict=True, reason="bug: scalar-unit inputs are compared as strings: '90 s' <= '2 h' is False")),
-    pytest.param("release", marks=pytest.mark.xfail(
-        strict=True, reason="bug: version inputs are compared as strings: '1.10' >= '1.9' is False")),
+    pytest.param("nodes"),
+    pytest.param("memory"),
+    pytest.param("walltime"),
+    pytest.param("release"),
 ])
 def test_input_constraints_with_tosca_semantics(name):
     problems = validate(DATA / "inputs_units.yaml")
@@ -440,12 +432,8 @@ def test_csar_with_corrupt_member(tmp_path):
 
 
 @pytest.mark.parametrize("damage", [
-    pytest.param({"flag_bits": 0x1}, id="encrypted", marks=pytest.mark.xfail(
-        strict=True, reason="bug: csar._unpack catches BadZipFile/OSError/EOFError around extractall, but an "
-        "encrypted member raises RuntimeError ('password required for extraction'); load raises it")),
-    pytest.param({"method": 97}, id="unsupported-compression", marks=pytest.mark.xfail(
-        strict=True, reason="bug: csar._unpack does not catch NotImplementedError ('That compression method "
-        "is not supported') from extractall; load raises it and the CLI exits 1 with an internal error")),
+    pytest.param({"flag_bits": 0x1}, id="encrypted"),
+    pytest.param({"method": 97}, id="unsupported-compression"),
 ])
 def test_csar_member_that_cannot_be_extracted(tmp_path, damage):
     archive = stored_csar(tmp_path / "odd.csar")
@@ -548,8 +536,6 @@ def test_recursive_alias(tmp_path):
     find(problems_of(path), "", "alias")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: yamlio reads with PyYAML's (C)SafeLoader, which keeps the last of "
-                   "duplicate mapping keys silently: the first 'worker' node template disappears without a problem")
 def test_duplicate_node_template_name():
     find(problems_of(DATA / "duplicate_node.yaml"), None, "worker")
 
@@ -639,11 +625,6 @@ def test_malformed_structure_is_a_load_error(name):
         pytest.fail(failure, pytrace=False)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: _parse_steps records 'node server has no requirement ...' and "
-                   "then "
-                   "_parse_activities runs next() over the node's requirements for that same name; the "
-                   "StopIteration reaches load's catch-all, which replaces every problem found with a "
-                   "place-less 'malformed template structure (StopIteration: )'")
 def test_workflow_step_on_unknown_relationship_names_it():
     problems = problems_of(DATA / "malformed" / "workflow_unknown_relationship.yaml")
     find(problems, "topology_template.workflows.connect.steps.wire.target_relationship",
@@ -683,9 +664,6 @@ def test_workflow_input_used_by_an_operation():
     assert dict(configure.inputs) == {"level": {"get_input": "level"}}
 
 
-@pytest.mark.xfail(strict=True, reason="bug: inputs.parse_input_definitions accepts an empty definition "
-                   "(`level:`) but loader._self_contained passes only dict specs to tosca-parser, which then "
-                   "reports a place-less 'Unknown input \"level\".'")
 def test_workflow_input_with_empty_definition():
     path = DATA / "workflow_input_null.yaml"
     try:
