@@ -19,7 +19,7 @@ from rich.table import Table
 from orchestrator.api import Orchestrator, UsageError, read_inputs
 from orchestrator.credentials.cli import credentials
 from orchestrator.engine.scheduler import Outcome
-from orchestrator.executors.ansible import TaskEvent
+from orchestrator.executors.results import TaskEvent
 from orchestrator.model import LoadError, Step
 from orchestrator.plan import render
 from orchestrator.plan.lifecycle import install_plan, uninstall_plan

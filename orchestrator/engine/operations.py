@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from orchestrator.executors.ansible import OperationRequest, Target, alias_for, connection_vars
+from orchestrator.executors.inventory import OperationRequest, Target, alias_for, connection_vars
 from orchestrator.model import LOCALHOST, ORCHESTRATOR, NodeTemplate, Operation, Step, Topology
 from orchestrator.tosca.functions import Context, FunctionError, compute_host, evaluate
 

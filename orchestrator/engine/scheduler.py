@@ -19,7 +19,8 @@ import networkx as nx
 
 from orchestrator.engine.operations import (Evaluation, PreparedStep, StepError, attributes_from_facts,
                                             outputs_from_facts, prepare)
-from orchestrator.executors.ansible import AnsibleExecutor, OperationResult, TaskEvent
+from orchestrator.executors.ansible import AnsibleExecutor
+from orchestrator.executors.results import OperationResult, TaskEvent
 from orchestrator.model import Step, StepKind
 from orchestrator.store.sqlite import Store
 

@@ -193,3 +193,14 @@ def test_bad_input_writes_nothing(tmp_path):
     assert "unknown node type 'no.such.Type'" in result.stderr
     assert "Traceback" not in result.stderr
     assert json.loads(orch(home, "list", "--json").stdout) == []
+
+
+def test_ansible_runner_backend_gives_the_same_results(tmp_path, monkeypatch):
+    """ORCH_ANSIBLE=runner: one ansible-playbook per batch through ansible-runner instead of the workers."""
+    monkeypatch.setenv("ORCH_ANSIBLE", "runner")
+    orchestrator = Orchestrator(tmp_path / "home")
+    result = orchestrator.deploy("wide", str(DATA / "wide.yaml"), {"fail_node": "n2"})
+    assert [f.node for f in result.outcome.failures] == ["n2"]
+    assert "planned failure of n2" in result.outcome.failures[0].message
+    assert orchestrator.store.attributes("wide")["n4"]["said"] == "I am n4 with four"
+    orchestrator.close()

@@ -1,0 +1,55 @@
+"""A long-lived Ansible process: imports Ansible once and runs playbook after playbook on request.
+
+Starting `ansible-playbook` costs 0.6–0.9 s on our machines (interpreter, imports, plugin loading)
+before any task runs; orch starts a few of these workers per command instead of one process per
+batch. Protocol, one JSON object per line:
+
+    parent → worker (stdin):  {"id": 7, "playbook": "/abs/play.yaml", "inventory": "/abs/inventory.yaml"}
+    worker → parent (the pipe ORCH_PROTOCOL_FD):   {"id": 7, "event": {...}}  for every task result (ansible-runner's shape)
+                              {"id": 7, "rc": 0, "error": null}  when the playbook has ended
+
+Run as `python -m orchestrator.executors.ansible_worker`; the environment (ANSIBLE_* settings)
+comes from the parent and is read by Ansible once, at import.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import warnings
+
+CALLBACK_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "callback")
+
+
+def main() -> int:
+    protocol = os.fdopen(os.dup(int(os.environ["ORCH_PROTOCOL_FD"])), "w", buffering=1)
+    os.environ["ANSIBLE_CALLBACK_PLUGINS"] = CALLBACK_DIR
+    os.environ["ANSIBLE_CALLBACKS_ENABLED"] = "orch_events"
+    # the second configuration of Ansible's collection finder in one process is harmless
+    warnings.filterwarnings("ignore", message=".*AnsibleCollectionFinder has already been configured.*")
+    from ansible.cli.playbook import PlaybookCLI
+    from ansible.errors import AnsibleError
+    from ansible.parsing.vault import VaultSecretsContext
+    from ansible.utils.context_objects import GlobalCLIArgs
+
+    for line in sys.stdin:
+        request = json.loads(line)
+        os.environ["ORCH_REQUEST_ID"] = str(request["id"])
+        # Ansible keeps "the" run's command line and vault secrets in process-wide singletons; each of
+        # our runs has its own, so both are reset (else run 2 would read run 1's inventory path)
+        VaultSecretsContext._current = None
+        GlobalCLIArgs._Singleton__instance = None
+        error = None
+        try:
+            rc = PlaybookCLI(["ansible-playbook", "-i", request["inventory"], request["playbook"]]).run()
+        except AnsibleError as exc:
+            rc, error = 4, str(exc)
+        except Exception as exc:  # noqa: BLE001 - reported to the parent, the worker lives on
+            rc, error = 250, f"{type(exc).__name__}: {exc}"
+        protocol.write(json.dumps({"id": request["id"], "rc": rc, "error": error}) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""What the executor gives Ansible: per-operation inventory aliases with their variables and connection
+settings, and the environment of every run. Pure functions: nothing here spawns anything."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import yaml
+
+LOCAL_ADDRESSES = {"localhost", "127.0.0.1", "::1"}
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where an operation runs: a host reached over SSH, or the controller itself."""
+
+    name: str  # the Compute node (or "orchestrator")
+    address: str
+    user: str | None = None
+    port: int | None = None
+    key_file: str | None = None
+    known_hosts_file: str | None = None
+    python: str | None = None
+    key_credential: str | None = None  # an orch credential whose key is written out only for the run
+
+    @property
+    def is_local(self) -> bool:
+        return self.address in LOCAL_ADDRESSES
+
+
+@dataclass(frozen=True)
+class OperationRequest:
+    alias: str  # unique inventory alias for this operation (e.g. the step id, sanitized)
+    playbook: str
+    target: Target
+    variables: Mapping[str, Any]
+    label: str = ""  # "node Standard.create", for messages
+
+
+class _Unsafe(str):
+    """A string Ansible must not template: operation inputs are data, not Jinja."""
+
+
+def _unsafe_representer(dumper: yaml.SafeDumper, value: _Unsafe) -> yaml.Node:
+    return dumper.represent_scalar("!unsafe", str(value))
+
+
+class _InventoryDumper(yaml.SafeDumper):
+    pass
+
+
+_InventoryDumper.add_representer(_Unsafe, _unsafe_representer)
+
+
+def _mark_unsafe(value: Any) -> Any:
+    if isinstance(value, str):
+        return _Unsafe(value)
+    if isinstance(value, dict):
+        return {k: _mark_unsafe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mark_unsafe(v) for v in value]
+    return value
+
+
+def alias_for(step_id: str) -> str:
+    return "op_" + re.sub(r"[^A-Za-z0-9_]", "_", step_id)
+
+
+def connection_vars(target: Target, control_dir: str | None) -> dict[str, Any]:
+    if target.is_local:
+        # the controller's own interpreter: discovery can pick a shim for a Python that is not installed
+        return {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    ssh_args = ["-o ControlMaster=auto", "-o ControlPersist=120s", "-o IdentitiesOnly=yes",
+                "-o StrictHostKeyChecking=yes", "-o BatchMode=yes", "-o ConnectTimeout=10"]
+    if target.known_hosts_file:
+        ssh_args.append(f"-o UserKnownHostsFile={target.known_hosts_file}")
+    result: dict[str, Any] = {
+        "ansible_connection": "ssh",
+        "ansible_host": target.address,
+        "ansible_ssh_common_args": " ".join(ssh_args),
+        "ansible_python_interpreter": target.python or "/usr/bin/python3",
+    }
+    if target.user:
+        result["ansible_user"] = target.user
+    if target.port:
+        result["ansible_port"] = int(target.port)
+    if target.key_file:
+        result["ansible_ssh_private_key_file"] = target.key_file
+    return result
+
+
+def build_inventory(requests: list[OperationRequest], control_dir: str | None = None) -> dict[str, Any]:
+    hosts = {}
+    for request in requests:
+        host_vars = _mark_unsafe(dict(request.variables))
+        host_vars.update(connection_vars(request.target, control_dir))
+        hosts[request.alias] = host_vars
+    return {"all": {"hosts": hosts}}
+
+
+def ansible_environment(control_dir: str, forks: int) -> dict[str, str]:
+    """Settings for every run: host keys checked, pipelining and ControlPersist on, quiet."""
+    venv_bin = os.path.dirname(sys.executable)
+    return {
+        "PATH": venv_bin + os.pathsep + os.environ.get("PATH", "/usr/bin:/bin"),
+        "ANSIBLE_HOST_KEY_CHECKING": "True",
+        "ANSIBLE_PIPELINING": "True",
+        "ANSIBLE_SSH_CONTROL_PATH_DIR": control_dir,
+        "ANSIBLE_SSH_RETRIES": "0",
+        "ANSIBLE_FORKS": str(forks),
+        "ANSIBLE_RETRY_FILES_ENABLED": "False",
+        "ANSIBLE_NOCOLOR": "True",
+        "ANSIBLE_LOCALHOST_WARNING": "False",
+        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "False",
+        "ANSIBLE_DEPRECATION_WARNINGS": "False",
+        "ANSIBLE_SYSTEM_WARNINGS": "False",
+        "ANSIBLE_COMMAND_WARNINGS": "False",
+        "ANSIBLE_GATHERING": "explicit",
+        "ANSIBLE_STDOUT_CALLBACK": "default",
+        "ANSIBLE_LOAD_CALLBACK_PLUGINS": "True",
+    }
+
+
+def write_inventory(path: str, requests: list[OperationRequest]) -> None:
+    """0600 from the first byte: it holds the operations' variables."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        yaml.dump(build_inventory(requests), f, Dumper=_InventoryDumper)
