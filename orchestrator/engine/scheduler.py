@@ -275,8 +275,10 @@ class Scheduler:
             self.reporter.task_event(prepared.step, event)
 
         try:
+            # a job's watch and a job's cancel must run to their end even while cancelling
+            uninterruptible = any(p.is_monitor or p.step.operation == "Runnable.cancel" for p in batch)
             results = self.executor.run_batch([p.request for p in batch], on_event=on_event,
-                                              cancel=None if any(p.is_monitor for p in batch) else self.cancel,
+                                              cancel=None if uninterruptible else self.cancel,
                                               timeout=_batch_timeout(batch))
         except Exception as exc:  # noqa: BLE001 - any executor crash fails the batch, never the engine
             results = {p.request.alias: OperationResult(p.request.alias, ok=False,
