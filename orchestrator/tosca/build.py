@@ -242,6 +242,8 @@ class NodeBuilder:
     def check_requirement_cycles(self, nodes: Mapping[str, NodeTemplate]) -> None:
         graph = nx.DiGraph()
         graph.add_edges_from((n.name, r.target) for n in nodes.values() for r in n.requirements)
+        if nx.is_directed_acyclic_graph(graph):  # linear; find_cycle alone is quadratic on a long chain
+            return
         try:
             cycle = nx.find_cycle(graph)
         except nx.NetworkXNoCycle:

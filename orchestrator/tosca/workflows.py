@@ -122,6 +122,8 @@ def _check_references(workflow: Workflow, workflow_names: set[str], file_name: s
             if activity.kind in ("delegate", "inline") and activity.value not in workflow_names:
                 problems.append(Problem(file_name, f"{where}.steps.{step.name}",
                                         f"{activity.kind} names unknown workflow '{activity.value}'"))
+    if nx.is_directed_acyclic_graph(graph):  # linear; find_cycle alone is quadratic on a long chain
+        return
     try:
         cycle = nx.find_cycle(graph)
     except nx.NetworkXNoCycle:
