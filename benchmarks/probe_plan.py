@@ -1,0 +1,44 @@
+"""What `orch plan` does, in-process, timed by phase: import (orch's modules), load (YAML, types,
+checks, tosca-parser), install_plan (the DAG), render (JSON). Prints one JSON line; writes its own
+rusage like orch_self.py.
+
+    python benchmarks/probe_plan.py TOPOLOGY
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import sys
+import time
+
+from orch_self import _write_self_usage
+
+
+def main(topology: str) -> dict:
+    importing = time.perf_counter()
+    from orchestrator.plan import render
+    from orchestrator.plan.lifecycle import install_plan
+    from orchestrator.tosca.loader import load
+
+    started = time.perf_counter()  # orch's modules imported (and tosca-parser, networkx with them)
+    loaded = load(topology, {})
+    loaded_at = time.perf_counter()
+    graph = install_plan(loaded)
+    planned_at = time.perf_counter()
+    text = render.RENDERERS["json"](graph)
+    rendered_at = time.perf_counter()
+    return {
+        "nodes": len(loaded.nodes),
+        "steps": graph.number_of_nodes(),
+        "render_chars": len(text),
+        "import_s": started - importing,
+        "load_s": loaded_at - started,
+        "plan_s": planned_at - loaded_at,
+        "render_s": rendered_at - planned_at,
+    }
+
+
+if __name__ == "__main__":
+    atexit.register(_write_self_usage)
+    print(json.dumps(main(sys.argv[1])))
