@@ -43,9 +43,10 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 _VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
@@ -140,8 +141,8 @@ def build_run_topology(directory: Path, jobs: int = 4, seed: int = 0, pause: tup
             f"    {name}:",
             "      type: orch.nodes.LocalJob",
             "      properties:",
-            f"        command: {{ concat: [ 'echo \"{name} job\" >> ', {{ get_input: ledger }}, "
-            f"'; sleep {rng.uniform(*pause):.2f}' ] }}",
+            (f"        command: {{ concat: [ 'echo \"{name} job\" >> ', {{ get_input: ledger }}, "
+             f"'; sleep {rng.uniform(*pause):.2f}' ] }}"),
             "        work_dir: { get_input: jobs_dir }",
         ]
     lines += ["  workflows:", "    exec:", "      steps:"]
@@ -303,7 +304,7 @@ class Orch:
         self.args = args
         self.log = log
         self.started = time.monotonic()
-        self._log_file = open(log, "ab")
+        self._log_file = open(log, "ab")  # noqa: SIM115 - closed when the command ends or is killed
         self._log_file.write(f"\n$ orch {' '.join(args)}\n".encode())
         self._log_file.flush()
         self.process = subprocess.Popen([PYTHON, "-m", "orchestrator.cli", "--home", str(home), *args],
@@ -795,8 +796,8 @@ def torture(trials: int, seed: int, topology: Path | None = None, workdir: Path 
 
 def render(report: dict[str, Any]) -> str:
     lines = [
-        f"orch crash torture ({report['mode']}): {report['trials']} trials, seed {report['seed']}, "
-        f"{report['operations']} operations per {report['mode']}",
+        (f"orch crash torture ({report['mode']}): {report['trials']} trials, seed {report['seed']}, "
+         f"{report['operations']} operations per {report['mode']}"),
         f"  kill window      {report.get('kill_window_s', '-')} s after start"
         + (f" (uninterrupted {report['mode']}: {report['calibration_s']} s)" if 'calibration_s' in report else ""),
         f"  trials           {report['trials']}",

@@ -21,9 +21,9 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # `tests.e2e.conftest` and `benchmarks.torture` by their names
     sys.path.insert(0, str(ROOT))
 
-from orchestrator.sim import down, status  # noqa: E402
-from orchestrator.sim.testing import SimSite, bring_up, leftovers, traces_of  # noqa: E402
-from tests.e2e.conftest import SITE_HOSTS, SITE_NAME, require_site_machine  # noqa: E402
+from orchestrator.sim import down, status
+from orchestrator.sim.testing import SimSite, bring_up, leftovers, traces_of
+from tests.e2e.conftest import SITE_HOSTS, SITE_NAME, require_site_machine
 
 OWN_SITE_NAME = "orchrel"
 

@@ -37,7 +37,8 @@ ORPHAN = "outlived the SIGKILL"  # how the torture script words a process of orc
 
 def orch(home: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "orchestrator.cli", "--home", str(home), *args],
-                          capture_output=True, text=True, timeout=timeout, cwd=ROOT, stdin=subprocess.DEVNULL)
+                          capture_output=True, text=True, timeout=timeout, cwd=ROOT, stdin=subprocess.DEVNULL,
+                          check=False)
 
 
 def runs(home: Path, deployment: str = torture.NAME) -> list[dict]:
@@ -227,29 +228,15 @@ def test_run_resume_after_a_kill_while_watching_a_job_does_not_submit_it_again(j
     assert counts[("j0", "job")] == 1, "job j0 was submitted before the kill and ran again after the resume"
 
 
-def test_run_resume_after_a_kill_finishes_the_execution(jobs_topology, tmp_path):
-    """Whatever happens to the watched job, the resumed execution ends done, every job ran, the store is
-    consistent and the execution id is kept."""
-    home, ledger, jobs_dir = _deployed_jobs(jobs_topology, tmp_path)
-    execution = _run_killed_while_watching(home, ledger, jobs_dir, tmp_path / "orch.log")
-    resumed = orch(home, "run", torture.NAME, "--resume", execution)
-    assert resumed.returncode == 0, resumed.stderr
-    assert "Traceback" not in resumed.stderr
-    snap = torture.store_snapshot(home)
-    assert snap["integrity"] == "ok" and not snap["locks"] and not snap["started_runs"]
-    assert [e["status"] for e in snap["executions"] if e["id"] == execution] == ["done"]
-    counts = torture.read_ledger(ledger)
-    assert counts[("j0", "job")] >= 1 and counts[("j1", "job")] >= 1
-
-
 def test_torture_script_runs_from_the_command_line_in_run_mode(tmp_path):
-    """The script's CLI, in --run mode (orch run killed, then run --resume EXEC): one trial, its exit
-    status and its report."""
+    """The script's CLI, in --run mode (orch run killed, then run --resume EXEC of the same execution): one
+    trial, its exit status and its report; the trial's own checks cover the resumed execution ending done,
+    no other left running, every job run, the store consistent."""
     out = tmp_path / "report.json"
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "torture.py"), "--run", "--trials", "1",
                            "--seed", "5", "--kill-window", "2", "8", "--max-rekills", "0", "--json", str(out),
                            "--workdir", str(tmp_path / "work")],
-                          capture_output=True, text=True, timeout=600, cwd=ROOT)
+                          capture_output=True, text=True, timeout=600, cwd=ROOT, check=False)
     assert "orch crash torture (run): 1 trials" in done.stdout, done.stdout + done.stderr
     report = json.loads(out.read_text())
     assert report["trials"] == 1 and report["mode"] == "run" and "reexecuted" in report
@@ -264,9 +251,8 @@ def test_kill_signal_is_sigkill_of_the_whole_group(tmp_path):
     """Guard for the harness itself: Orch.kill really kills the group it started (a child sleeping in the
     same group is gone too), so the other tests kill what they claim to."""
     script = "import subprocess,time; subprocess.Popen(['sleep','30']); time.sleep(30)"
-    log = tmp_path / "log"
-    proc = subprocess.Popen([sys.executable, "-c", script], start_new_session=True, stdout=open(log, "wb"),
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([sys.executable, "-c", script], start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     watcher = torture.ProcessWatcher(proc.pid)
     wait_for(lambda: watcher.seen, 10, "the child sleep")
     os.killpg(proc.pid, signal.SIGKILL)

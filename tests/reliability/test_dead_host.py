@@ -137,7 +137,8 @@ topology_template:
 
 def orch(home: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "orchestrator.cli", "--home", str(home), *args],
-                          capture_output=True, text=True, timeout=timeout, cwd=ROOT, stdin=subprocess.DEVNULL)
+                          capture_output=True, text=True, timeout=timeout, cwd=ROOT, stdin=subprocess.DEVNULL,
+                          check=False)
 
 
 def runs_of(home: Path, step_id: str) -> list[dict]:

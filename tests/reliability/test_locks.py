@@ -123,7 +123,8 @@ def make(tmp_path: Path, topology: Path, name: str = "locked", home: Path | None
 
 def orch(home: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "orchestrator.cli", "--home", str(home), *args],
-                          capture_output=True, text=True, timeout=timeout, cwd=ROOT, stdin=subprocess.DEVNULL)
+                          capture_output=True, text=True, timeout=timeout, cwd=ROOT, stdin=subprocess.DEVNULL,
+                          check=False)
 
 
 def spawn(home: Path, *args: str, log: Path) -> subprocess.Popen:

@@ -17,7 +17,6 @@ import importlib.util
 import os
 import secrets as random_secrets
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -194,7 +193,7 @@ class Recorder:
             # --seccomp-bpf: only execve stops the traced processes (else every system call does)
             command = [STRACE, "-f", "-qq", *SECCOMP, "-e", "trace=execve", "-s", "65536", "-o", str(trace), *command]
             result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=ROOT,
-                                    stdin=subprocess.DEVNULL)
+                                    stdin=subprocess.DEVNULL, check=False)
         else:  # without strace: the command lines of its descendants, sampled from /proc
             process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
                                        stdin=subprocess.DEVNULL)
@@ -260,7 +259,8 @@ def everything_orch_wrote(home: Path, recorder: Recorder, since: float) -> dict[
 
 def orch(home: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "orchestrator.cli", "--home", str(home), *args],
-                          capture_output=True, text=True, timeout=timeout, cwd=ROOT, stdin=subprocess.DEVNULL)
+                          capture_output=True, text=True, timeout=timeout, cwd=ROOT, stdin=subprocess.DEVNULL,
+                          check=False)
 
 
 # -- the simulated site ------------------------------------------------------------------------------------------
@@ -281,7 +281,7 @@ def test_planted_secrets_appear_nowhere_orch_writes_or_spawns(sim_site, tmp_path
     password = "pw-" + random_secrets.token_hex(16)
 
     authorized = subprocess.run(["ssh", "-F", str(sim_site.ssh_config), HOST, "cat >> /etc/ssh/authorized_keys/root"],
-                                input=public_key + "\n", capture_output=True, text=True, timeout=60)
+                                input=public_key + "\n", capture_output=True, text=True, timeout=60, check=False)
     assert authorized.returncode == 0, authorized.stderr
     try:
         topology = write_topology(tmp_path / "topology", SITE_TOPOLOGY)
@@ -311,9 +311,10 @@ def test_planted_secrets_appear_nowhere_orch_writes_or_spawns(sim_site, tmp_path
         assert not hits, "secrets found:\n" + "\n".join(hits)
         assert recorder.run("undeploy", "sec").returncode == 0
     finally:
-        subprocess.run(["ssh", "-F", str(sim_site.ssh_config), HOST,
-                        "sed -i '/orch:reach-data/d' /etc/ssh/authorized_keys/root; "
-                        "rm -f /root/token.sha256 /root/password.sha256"], capture_output=True, timeout=60)
+        cleanup = ("sed -i '/orch:reach-data/d' /etc/ssh/authorized_keys/root; "
+                   "rm -f /root/token.sha256 /root/password.sha256")
+        subprocess.run(["ssh", "-F", str(sim_site.ssh_config), HOST, cleanup], capture_output=True, timeout=60,
+                       check=False)
 
 
 # -- the controller: narrower paths -------------------------------------------------------------------------------
