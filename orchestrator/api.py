@@ -26,7 +26,7 @@ from orchestrator.plan.lifecycle import install_plan, uninstall_plan
 from orchestrator.plan.workflows import WorkflowError, default_workflow, workflow_plan
 from orchestrator.store.sqlite import Store, StoreError
 from orchestrator.tosca import csar
-from orchestrator.tosca.functions import Context, FunctionError, evaluate
+from orchestrator.tosca.functions import FunctionError, evaluate
 from orchestrator.tosca.inputs import resolve_input_values
 from orchestrator.tosca.loader import load
 from orchestrator.tosca.yamlio import read_yaml
@@ -372,4 +372,4 @@ def retry_policy(topology: Topology) -> RetryPolicy:
     return policy
 
 
-__all__ = ["Orchestrator", "UsageError", "StoreError", "read_inputs", "Result", "Context"]
+__all__ = ["Orchestrator", "UsageError", "StoreError", "read_inputs", "Result"]

@@ -112,7 +112,7 @@ def hosts_inventory(ev: Evaluation) -> dict[str, dict[str, Any]]:
         if not node.is_a("tosca.nodes.Compute"):
             continue
         try:
-            hosts[name] = connection_vars(target_of(name, ev), None)
+            hosts[name] = connection_vars(target_of(name, ev))
         except FunctionError:
             continue
     return hosts

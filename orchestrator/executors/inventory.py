@@ -70,7 +70,7 @@ def alias_for(step_id: str) -> str:
     return "op_" + re.sub(r"[^A-Za-z0-9_]", "_", step_id)
 
 
-def connection_vars(target: Target, control_dir: str | None) -> dict[str, Any]:
+def connection_vars(target: Target) -> dict[str, Any]:
     if target.is_local:
         # the controller's own interpreter: discovery can pick a shim for a Python that is not installed
         return {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
@@ -93,11 +93,11 @@ def connection_vars(target: Target, control_dir: str | None) -> dict[str, Any]:
     return result
 
 
-def build_inventory(requests: list[OperationRequest], control_dir: str | None = None) -> dict[str, Any]:
+def build_inventory(requests: list[OperationRequest]) -> dict[str, Any]:
     hosts = {}
     for request in requests:
         host_vars = _mark_unsafe(dict(request.variables))
-        host_vars.update(connection_vars(request.target, control_dir))
+        host_vars.update(connection_vars(request.target))
         hosts[request.alias] = host_vars
     return {"all": {"hosts": hosts}}
 
