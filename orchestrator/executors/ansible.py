@@ -45,7 +45,8 @@ class _Worker:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "orchestrator.executors.ansible_worker"],
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            env={**env, "ORCH_PROTOCOL_FD": str(write_fd)}, pass_fds=(write_fd,), start_new_session=True, text=True)
+            env={**env, "ORCH_PROTOCOL_FD": str(write_fd), "ORCH_PARENT_PID": str(os.getpid())},
+            pass_fds=(write_fd,), start_new_session=True, text=True)
         os.close(write_fd)
         self.protocol = os.fdopen(read_fd, "r")
         self.next_id = 0
