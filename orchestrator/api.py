@@ -201,12 +201,14 @@ class Orchestrator:
             self.store.release(name)
 
     def _steps_kept_on_resume(self, graph, execution_id: str) -> set[str]:
-        """Steps that succeeded are kept, except a failed job's submit: watching a failed job again
-        would only see it fail again, so its workflow step submits it anew."""
+        """Steps that succeeded are kept, except the submit of a job that failed or was cancelled:
+        watching it again would only see it end the same way, so its workflow step submits it anew.
+        A watch that was merely interrupted (orch died) watches the job it had submitted again."""
         statuses = self.store.step_statuses(execution_id)
         done = {s for s, st in statuses.items() if st in ("done", "skipped")}
         for step_id, status in statuses.items():
-            if status != "done" and step_id in graph and graph.nodes[step_id]["step"].operation == "Runnable.run":
+            if status in ("failed", "cancelled") and step_id in graph \
+                    and graph.nodes[step_id]["step"].operation == "Runnable.run":
                 failed = graph.nodes[step_id]["step"]
                 done -= {n for n in graph.nodes if graph.nodes[n]["step"].node == failed.node
                          and graph.nodes[n]["step"].workflow_step == failed.workflow_step
