@@ -24,7 +24,7 @@ from orchestrator.executors.ansible import AnsibleExecutor
 from orchestrator.model import LoadError, Problem, Step, Topology
 from orchestrator.plan.lifecycle import install_plan, uninstall_plan
 from orchestrator.plan.workflows import WorkflowError, default_workflow, workflow_plan
-from orchestrator.store.sqlite import Store, StoreError
+from orchestrator.store.sqlite import Deployment, Store, StoreError
 from orchestrator.tosca import csar
 from orchestrator.tosca.functions import FunctionError, evaluate
 from orchestrator.tosca.inputs import resolve_input_values
@@ -75,6 +75,12 @@ def redact(inputs: Mapping[str, Any]) -> dict[str, Any]:
 
 def new_execution_id() -> str:
     return secrets.token_hex(4)
+
+
+def _require_deployed(deployment: Deployment) -> None:
+    if deployment.status != "deployed":
+        raise UsageError(f"deployment '{deployment.name}' is {deployment.status}, not deployed: "
+                         "run needs a deployed topology")
 
 
 class Orchestrator:
@@ -154,8 +160,9 @@ class Orchestrator:
             on_start: Callable[[str], None] | None = None) -> Result:
         """Run a workflow of a deployed topology (its one custom workflow by default)."""
         deployment = self._existing(name)
-        if deployment.status != "deployed":
-            raise UsageError(f"deployment '{name}' is {deployment.status}, not deployed: run needs a deployed topology")
+        # a deploy or undeploy at work explains the status better than the status itself
+        self.store.refuse_if_busy(name)
+        _require_deployed(deployment)
         topology = self._load_for_deployment(name, deployment.topology_path, deployment.inputs, False, reuse=True)
         done: set[str] = set()
         if resume:
@@ -174,6 +181,7 @@ class Orchestrator:
         workflow_inputs = self._workflow_inputs(topology, workflow, inputs)
         self.store.acquire(name, f"run {workflow}")
         try:
+            _require_deployed(self._existing(name))  # again, under the lock: it may have changed meanwhile
             if resume:
                 execution_id = resume
                 self.store.interrupted_runs_to_failed(execution_id)

@@ -97,6 +97,13 @@ CREATE INDEX IF NOT EXISTS events_by_execution ON events (deployment, execution_
 """
 
 
+def _refuse_if_held(row: sqlite3.Row | None, deployment: str) -> None:
+    if row and row["pid"] != os.getpid() and process_start_time(row["pid"]) == row["process_start"]:
+        since = time.strftime("%H:%M:%S", time.localtime(row["since"]))
+        raise DeploymentBusy(f"deployment '{deployment}' is busy: '{row['command']}' is running "
+                             f"(pid {row['pid']}, since {since})")
+
+
 class StoreError(Exception):
     pass
 
@@ -232,12 +239,14 @@ class Store:
     def acquire(self, deployment: str, command: str) -> None:
         pid = os.getpid()
         with self._tx() as c:
-            row = c.execute("SELECT * FROM locks WHERE deployment=?", (deployment,)).fetchone()
-            if row and row["pid"] != pid and process_start_time(row["pid"]) == row["process_start"]:
-                raise DeploymentBusy(f"deployment '{deployment}' is busy: '{row['command']}' is running "
-                                     f"(pid {row['pid']}, since {time.strftime('%H:%M:%S', time.localtime(row['since']))})")
+            _refuse_if_held(c.execute("SELECT * FROM locks WHERE deployment=?", (deployment,)).fetchone(), deployment)
             c.execute("INSERT OR REPLACE INTO locks (deployment, pid, process_start, command, since)"
                       " VALUES (?,?,?,?,?)", (deployment, pid, process_start_time(pid) or "", command, time.time()))
+
+    def refuse_if_busy(self, deployment: str) -> None:
+        """Raise DeploymentBusy, naming the command and its pid, when another live process holds the lock."""
+        rows = self._query("SELECT * FROM locks WHERE deployment=?", (deployment,))
+        _refuse_if_held(rows[0] if rows else None, deployment)
 
     def lock_is_live(self, deployment: str) -> bool:
         rows = self._query("SELECT pid, process_start FROM locks WHERE deployment=?", (deployment,))

@@ -193,10 +193,6 @@ def test_a_running_deploy_excludes_deploy_resume_and_undeploy(tmp_path, topology
     assert '"deployed"' in status.stdout
 
 
-@pytest.mark.xfail(strict=True, reason="bug: `orch run` during a deploy says \"deployment 'x' is deploying, not "
-                   "deployed\" without naming the running deploy or its pid: Orchestrator.run "
-                   "(orchestrator/api.py) checks the status before store.acquire, so the lock's message is "
-                   "never reached")
 def test_run_during_a_deploy_names_the_running_deploy(tmp_path, topology):
     d = make(tmp_path, topology)
     d.hold()
@@ -266,9 +262,6 @@ def test_a_running_undeploy_excludes_deploy(tmp_path, topology):
     assert orch(d.home, "list").stdout.strip() == "no deployments"
 
 
-@pytest.mark.xfail(strict=True, reason="bug: `orch run` during an undeploy says \"deployment 'x' is undeploying, not "
-                   "deployed\" without naming the running undeploy or its pid (status checked before the lock in "
-                   "Orchestrator.run, orchestrator/api.py)")
 def test_run_during_an_undeploy_names_the_running_undeploy(tmp_path, topology):
     d = deployed(tmp_path, topology)
     d.hold()
