@@ -8,9 +8,7 @@ the operation that needs it, and no longer.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -21,7 +19,7 @@ from orchestrator.credentials.files import ensure_home, private_dir, write_new
 from orchestrator.credentials.local import LocalBackend
 from orchestrator.credentials.record import Credential, now_iso
 from orchestrator.credentials.vault import VaultBackend, VaultConfig
-from orchestrator.store.sqlite import process_start_time
+from orchestrator.scratch import new_private_folder
 
 SECRET_KEYS = ("private_key", "public_key", "user", "fingerprint")
 RUN_KEYS = "run-keys"
@@ -107,9 +105,7 @@ class CredentialStore:
         """The private key in a 0600 file inside a fresh 0700 folder, both removed on leaving (also on
         an exception). A folder left by a process that was killed is removed by the next key_file()."""
         pem = self.private_key(name)  # first: an unknown name or a wrong master key leaves nothing behind
-        base = self._run_keys()
-        sweep_stale(base)
-        folder = Path(tempfile.mkdtemp(prefix=f"{_owner_tag()}-", dir=base))  # mkdtemp: 0700, unique
+        folder = new_private_folder(self._run_keys())
         try:
             path = folder / f"id_{name}"
             write_new(path, pem)
@@ -142,20 +138,3 @@ class CredentialStore:
     def _run_keys(self) -> Path:
         ensure_home(self.home)
         return private_dir(self.home / RUN_KEYS)
-
-
-def _owner_tag(pid: int | None = None) -> str:
-    """pid and kernel start time: names one process, even after its pid is reused."""
-    pid = os.getpid() if pid is None else pid
-    return f"{pid}.{process_start_time(pid) or 0}"
-
-
-def sweep_stale(base: Path) -> None:
-    """Remove key folders whose process is gone (killed before it could clean up)."""
-    for folder in base.iterdir():
-        tag = folder.name.split("-", 1)[0]
-        pid, _, start = tag.partition(".")
-        if not pid.isdigit() or not folder.is_dir() or folder.is_symlink():
-            continue
-        if start != "0" and process_start_time(int(pid)) != start:  # "0": unknown, so never removed
-            shutil.rmtree(folder, ignore_errors=True)

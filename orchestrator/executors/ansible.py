@@ -28,11 +28,13 @@ from orchestrator.executors.inventory import (LOCAL_ADDRESSES, OperationRequest,
                                               ansible_environment, build_inventory, connection_vars,
                                               write_inventory)
 from orchestrator.executors.results import OperationResult, TaskEvent, result_from_events
+from orchestrator.scratch import new_private_folder, owner_tag, stale_folders
 
 __all__ = ["AnsibleExecutor", "LOCAL_ADDRESSES", "OperationRequest", "OperationResult", "Target", "TaskEvent",
            "alias_for", "build_inventory", "connection_vars", "result_from_events"]
 
 EventSink = Callable[[TaskEvent], None]
+CONTROL_PREFIX = "orch-cp-"
 
 
 class _Worker:
@@ -113,9 +115,14 @@ class AnsibleExecutor:
     def __init__(self, home: Path, forks: int = 20):
         self.home = home
         self.forks = forks
-        # ssh's ControlPath must stay under ~100 characters: keep it short and ours.
-        self.control_dir = str(home / "cp")
-        os.makedirs(self.control_dir, mode=0o700, exist_ok=True)
+        # ssh's ControlPath must stay under ~100 characters whatever $ORCH_HOME is, hence the system's
+        # temporary folder; and ours alone, so that close() ends this command's SSH masters and not
+        # those of an orch running beside it
+        tmp = Path(tempfile.gettempdir())
+        for stale in stale_folders(tmp, CONTROL_PREFIX):
+            _end_masters(stale)
+        self.control_dir = tempfile.mkdtemp(prefix=f"{CONTROL_PREFIX}{owner_tag()}-", dir=tmp)
+        self._runs: Path | None = None
         self.use_runner = os.environ.get("ORCH_ANSIBLE") == "runner"
         self._idle: list[_Worker] = []
         self._all: list[_Worker] = []
@@ -154,7 +161,7 @@ class AnsibleExecutor:
                     for task_event in parsed.events:
                         on_event(task_event)
 
-        workdir = Path(tempfile.mkdtemp(prefix="run-", dir=self._runs_dir()))
+        workdir = Path(tempfile.mkdtemp(prefix="run-", dir=self._runs_dir()))  # under our own 0700 folder
         try:
             inventory = str(workdir / "inventory.yaml")
             write_inventory(inventory, requests)
@@ -202,15 +209,26 @@ class AnsibleExecutor:
             workers, self._all, self._idle = self._all, [], []
         for worker in workers:
             worker.close()
-        for socket_path in Path(self.control_dir).glob("*"):
-            if socket_path.is_socket():
-                subprocess.run(["ssh", "-o", f"ControlPath={socket_path}", "-O", "exit", "orch-control"],
-                               capture_output=True, timeout=10, check=False, stdin=subprocess.DEVNULL)
+        _end_masters(Path(self.control_dir))
+        if self._runs is not None:
+            shutil.rmtree(self._runs, ignore_errors=True)
 
-    def _runs_dir(self) -> str:
-        path = self.home / "runs"
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        return str(path)
+    def _runs_dir(self) -> Path:
+        """This command's folder for run files (inventories hold operation variables in clear): made
+        once, removed by close(), and by the next orch if this one is killed first."""
+        with self._lock:
+            if self._runs is None:
+                self._runs = new_private_folder(self.home / "runs")
+            return self._runs
+
+
+def _end_masters(control_dir: Path) -> None:
+    """Ask the SSH masters whose sockets are in the folder to exit, then remove it."""
+    for socket_path in control_dir.glob("*"):
+        if socket_path.is_socket():
+            subprocess.run(["ssh", "-o", f"ControlPath={socket_path}", "-O", "exit", "orch-control"],
+                           capture_output=True, timeout=10, check=False, stdin=subprocess.DEVNULL)
+    shutil.rmtree(control_dir, ignore_errors=True)
 
 
 def _tail(runner: Any) -> str:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from orchestrator.scratch import process_start_time
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS deployments (
   name TEXT PRIMARY KEY,
@@ -165,15 +167,6 @@ class Event:
 
 def default_home() -> Path:
     return Path(os.environ.get("ORCH_HOME") or Path.home() / ".local" / "share" / "orch")
-
-
-def process_start_time(pid: int) -> str | None:
-    """The kernel's start time of a process: with the pid it names one process, even after pid reuse."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-            return f.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
 
 
 class Store:

@@ -24,7 +24,7 @@ from orchestrator.credentials import (
     validate_name,
 )
 from orchestrator.credentials.reader import secret_reader
-from orchestrator.credentials.store import sweep_stale
+from orchestrator.scratch import sweep_stale
 from orchestrator.tosca.functions import FunctionError
 
 

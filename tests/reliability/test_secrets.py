@@ -414,10 +414,6 @@ def _run_killed_in_use(home: Path, password_file: Path, flag: Path, log: Path) -
     return execution
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a SIGKILLed orch leaves its Ansible run folder "
-                   "($ORCH_HOME/runs/run-*/inventory.yaml, every operation variable in clear, the password "
-                   "included) and nothing removes it later, not even a successful resume "
-                   "(orchestrator/executors/ansible.py _run_batch: removal only in `finally`)")
 def test_no_secret_left_on_disk_after_a_crash_and_a_resume(local, tmp_path):
     home, topology, digest_dir = local
     deploy_local(home, topology, digest_dir)
