@@ -6,7 +6,6 @@ Loading happens before anything is written: bad input leaves the store untouched
 from __future__ import annotations
 
 import contextlib
-import re
 import secrets
 import shutil
 import threading
@@ -16,7 +15,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 
-from orchestrator.credentials import CredentialStore
+from orchestrator.credentials import CredentialError, CredentialStore
+from orchestrator.credentials.sealed import seal, shown, unseal
 from orchestrator.credentials.reader import secret_reader
 from orchestrator.engine.operations import Evaluation
 from orchestrator.engine.scheduler import Outcome, Reporter, RetryPolicy, Scheduler
@@ -65,14 +65,6 @@ def read_inputs(files: list[str], assignments: list[str]) -> dict[str, Any]:
     return values
 
 
-SECRET_NAME = re.compile(r"(password|passwd|secret|token|credential|private_key)", re.IGNORECASE)
-
-
-def redact(inputs: Mapping[str, Any]) -> dict[str, Any]:
-    """Inputs as kept in the store: values of secret-looking names are not kept."""
-    return {k: ("<redacted>" if SECRET_NAME.search(k) else v) for k, v in inputs.items()}
-
-
 def new_execution_id() -> str:
     return secrets.token_hex(4)
 
@@ -101,14 +93,15 @@ class Orchestrator:
         if resume:
             if existing is None:
                 raise UsageError(f"no deployment named '{name}' to resume")
-            path, inputs = existing.topology_path, existing.inputs
+            # the inputs it was deployed with, and what is given now on top (to mend a wrong value)
+            path, inputs = existing.topology_path, {**self._unsealed(existing.inputs), **inputs}
         if path is None:
             raise UsageError("deploy needs a topology file (or --resume NAME)")
         topology = self._load_for_deployment(name, path, inputs, allow_remote_imports)
         self.store.acquire(name, "deploy")
         try:
             self.store.create_or_update_deployment(name, str(Path(path).resolve()), topology.template_file,
-                                                   dict(inputs), "deploying")
+                                                   seal(self.home, inputs), "deploying")
             execution_id, done = self._execution_to_continue(name, INSTALL) if resume else (None, set())
             if execution_id is None:
                 execution_id = new_execution_id()
@@ -128,7 +121,8 @@ class Orchestrator:
         existing = self.store.deployment(name)
         if existing is None:
             raise UsageError(f"no deployment named '{name}'")
-        topology = self._load_for_deployment(name, existing.topology_path, existing.inputs, False, reuse=True)
+        topology = self._load_for_deployment(name, existing.topology_path, self._unsealed(existing.inputs), False,
+                                             reuse=True)
         self.store.acquire(name, "undeploy")
         try:
             self.store.set_deployment_status(name, "undeploying")
@@ -163,7 +157,8 @@ class Orchestrator:
         # a deploy or undeploy at work explains the status better than the status itself
         self.store.refuse_if_busy(name)
         _require_deployed(deployment)
-        topology = self._load_for_deployment(name, deployment.topology_path, deployment.inputs, False, reuse=True)
+        topology = self._load_for_deployment(name, deployment.topology_path, self._unsealed(deployment.inputs),
+                                             False, reuse=True)
         done: set[str] = set()
         if resume:
             previous = self.store.execution(resume)
@@ -172,7 +167,7 @@ class Orchestrator:
             if previous.status == "done":
                 raise UsageError(f"execution '{resume}' succeeded; nothing to resume")
             workflow = previous.workflow
-            inputs = {**previous.inputs, **inputs}
+            inputs = {**self._unsealed(previous.inputs), **inputs}
         try:
             workflow = workflow or default_workflow(topology)
             graph = workflow_plan(topology, workflow)
@@ -189,7 +184,7 @@ class Orchestrator:
                 done = self._steps_kept_on_resume(graph, execution_id)
             else:
                 execution_id = new_execution_id()
-                self.store.start_execution(execution_id, name, workflow, redact(inputs))
+                self.store.start_execution(execution_id, name, workflow, seal(self.home, inputs))
             if on_start:
                 on_start(execution_id)
             self.store.add_event(name, execution_id, "execution", f"workflow {workflow} started")
@@ -207,6 +202,12 @@ class Orchestrator:
             return Result(name, execution_id, outcome)
         finally:
             self.store.release(name)
+
+    def _unsealed(self, stored: Mapping[str, Any]) -> dict[str, Any]:
+        try:
+            return unseal(self.home, stored)
+        except CredentialError as exc:
+            raise UsageError(str(exc)) from None
 
     def _steps_kept_on_resume(self, graph, execution_id: str) -> set[str]:
         """Steps that succeeded are kept, except the submit of a job that failed or was cancelled:
@@ -247,7 +248,8 @@ class Orchestrator:
     def executions(self, name: str) -> list[dict[str, Any]]:
         self._existing(name)
         return [{"id": e.id, "workflow": e.workflow, "status": e.status, "started": e.started, "ended": e.ended,
-                 "inputs": e.inputs, "outputs": e.outputs, "error": e.error} for e in self.store.executions(name)]
+                 "inputs": shown(e.inputs), "outputs": e.outputs, "error": e.error}
+                for e in self.store.executions(name)]
 
     def events(self, name: str, execution_id: str | None = None, after_id: int = 0):
         return self.store.events(name, execution_id, after_id)
@@ -289,15 +291,17 @@ class Orchestrator:
 
     def outputs(self, name: str) -> dict[str, Any]:
         deployment = self._existing(name)
-        topology = self._load_for_deployment(name, deployment.topology_path, deployment.inputs, False, reuse=True)
+        topology = self._load_for_deployment(name, deployment.topology_path, self._unsealed(deployment.inputs),
+                                             False, reuse=True)
         executions = [e for e in self.store.executions(name) if e.workflow not in (INSTALL, UNINSTALL)]
         # after a run, outputs that read workflow inputs show that run's values (defaults included)
         latest_inputs = None
         if executions:
             try:
-                latest_inputs = self._workflow_inputs(topology, executions[-1].workflow, executions[-1].inputs)
+                latest_inputs = self._workflow_inputs(topology, executions[-1].workflow,
+                                                      self._unsealed(executions[-1].inputs))
             except LoadError:
-                latest_inputs = executions[-1].inputs
+                latest_inputs = self._unsealed(executions[-1].inputs)
         return self._evaluate_outputs(name, topology, latest_inputs)
 
     def list(self) -> list[dict[str, Any]]:

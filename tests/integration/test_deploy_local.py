@@ -143,6 +143,22 @@ def test_failing_playbook_fails_deployment_and_resume_reruns_only_what_failed(tm
     assert json.loads(orch(home, "status", "fail", "--json").stdout)["status"] == "deployed"
 
 
+def test_resume_with_set_mends_an_input(tmp_path):
+    """`deploy --resume NAME --set k=v` resumes with the new value on top of the stored inputs."""
+    home, work = tmp_path / "home", tmp_path / "work"
+    work.mkdir()
+    marker = work / "marker"
+    marker.write_text("x")
+    failed = orch(home, "deploy", str(DATA / "failing.yaml"), "-n", "fail", "--set", f"dir={work}",
+                  "--set", f"marker={marker}")
+    assert failed.returncode == 1
+    resumed = orch(home, "deploy", "--resume", "fail", "--set", f"marker={work / 'no-marker'}")
+    assert resumed.returncode == 0, resumed.stderr
+    assert marker.exists() and (work / "runs.log").read_text().split() == ["fragile"]
+    again = orch(home, "undeploy", "fail")  # and undeploy sees the mended value too
+    assert again.returncode == 0, again.stderr
+
+
 def runs_by_step_all(home: Path, name: str) -> list:
     store = Store(home)
     try:

@@ -374,9 +374,6 @@ def test_a_secret_input_that_breaks_a_constraint_is_not_echoed(local, tmp_path):
     assert password not in refused.stderr + refused.stdout
 
 
-@pytest.mark.xfail(strict=True, reason="bug: topology inputs given to deploy are kept in clear in the store - "
-                   "Orchestrator.deploy (orchestrator/api.py) stores dict(inputs) in deployments.inputs without the "
-                   "redaction that run applies to workflow inputs (api.redact), so admin_password is in orch.db")
 def test_a_secret_topology_input_is_not_kept_in_clear_in_the_store(local, tmp_path):
     home, topology, digest_dir = local
     password = "admin-" + random_secrets.token_hex(16)
@@ -429,10 +426,6 @@ def test_no_secret_left_on_disk_after_a_crash_and_a_resume(local, tmp_path):
     assert not hits, hits
 
 
-@pytest.mark.xfail(strict=True, reason="bug: `orch run --resume` of an execution with a secret input replays the "
-                   "literal '<redacted>' as that input: Orchestrator.run (orchestrator/api.py) merges "
-                   "previous.inputs, which redact() replaced in the store, so the operation gets '<redacted>' as "
-                   "the password instead of being refused (or asking for it again)")
 def test_resuming_a_run_does_not_replay_the_redaction_placeholder_as_the_password(local, tmp_path):
     home, topology, digest_dir = local
     deploy_local(home, topology, digest_dir)
