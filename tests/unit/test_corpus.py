@@ -25,7 +25,8 @@ REPO = Path(__file__).resolve().parents[2]
 CORPUS = REPO / "tests" / "corpus"
 HELLO = "topologies/hello.yaml"
 EXPECTED: dict[str, dict[str, Any]] = yaml.safe_load((CORPUS / "expected.yaml").read_text(encoding="utf-8"))
-NOT_CASES = {"expected.yaml", "make_csars.py", "__pycache__"}
+IMPORTED = CORPUS / "imported"  # not cases: the type files that the import cases import
+NOT_CASES = {"expected.yaml", "make_csars.py", "__pycache__", IMPORTED.name}
 TIMEOUT = 120
 
 
@@ -140,7 +141,7 @@ def test_corpus_is_complete():
     generated = {name for name, spec in EXPECTED.items() if spec.get("generated")}
     assert on_disk == set(EXPECTED) - generated, "every corpus file needs an entry in expected.yaml and back"
     assert generated == set(make_csars.CASES), "generated cases and make_csars.CASES disagree"
-    assert len([n for n, spec in EXPECTED.items() if not spec.get("bug")]) >= 40
+    assert len([n for n, spec in EXPECTED.items() if not spec.get("bug")]) >= 70
     for name, spec in EXPECTED.items():
         assert set(spec) <= {"place", "message", "file", "inputs", "generated", "deploy", "bug",
                              "deploy_bug"}, name
@@ -149,6 +150,10 @@ def test_corpus_is_complete():
     committed_archives = [p for p in CORPUS.iterdir() if p.suffix in (".zip", ".csar")]
     assert not committed_archives, "CSARs are built, not committed"
     assert all(p.stat().st_size < 1024 * 1024 for p in CORPUS.iterdir() if p.is_file())
+    importers = [p for p in [*CORPUS.iterdir(), *IMPORTED.iterdir()] if p.suffix == ".yaml"]
+    for imported in IMPORTED.iterdir():
+        assert any(imported.name in p.read_text(encoding="utf-8") for p in importers if p != imported), \
+            f"{imported.name} is imported by no case"
 
 
 @pytest.mark.parametrize("name", CASES)
