@@ -1,4 +1,4 @@
-"""Build the corpus cases that are not committed: CSAR archives, a 50 MB template and a non-UTF-8 file.
+"""Build the corpus cases that are not committed: CSAR archives, a 50 MB template, non-UTF-8 and NUL bytes.
 
     python tests/corpus/make_csars.py OUTDIR
 
@@ -19,6 +19,8 @@ VALID = HEADER + "topology_template:\n  node_templates:\n    server:\n      type
 BROKEN = HEADER + "topology_template:\n  node_templates:\n    server:\n      type: tosca.nodes.Mainframe\n"
 META = "TOSCA-Meta-File-Version: 1.0\nCSAR-Version: 1.1\nCreated-By: orch corpus\n"
 BIG_BYTES = 50 * 1024 * 1024
+BOMB_BYTES = 600 * 1024 * 1024
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _zip(path: Path, members: dict[str, str | bytes], *, symlinks: dict[str, str] | None = None) -> None:
@@ -77,6 +79,76 @@ def not_utf8(path: Path) -> None:
     path.write_bytes(HEADER.encode() + description + VALID[len(HEADER):].encode())
 
 
+def not_a_zip(path: Path) -> None:
+    """A template renamed .csar: text, not an archive."""
+    path.write_text(VALID, encoding="utf-8")
+
+
+def empty_zip(path: Path) -> None:
+    _zip(path, {})
+
+
+def absolute_member(path: Path) -> None:
+    _zip(path, {"main.yaml": VALID, "/etc/cron.d/orch-corpus": "* * * * * root /bin/true\n"})
+
+
+def backslash_slip(path: Path) -> None:
+    """A zip slip written with Windows separators, which a Windows unzip would follow."""
+    _zip(path, {"main.yaml": VALID, "..\\..\\evil.sh": "#!/bin/sh\necho owned\n"})
+
+
+def entry_not_in_archive(path: Path) -> None:
+    _zip(path, {"TOSCA-Metadata/TOSCA.meta": META + "Entry-Definitions: definitions/main.yaml\n",
+                "main.yaml": VALID})
+
+
+def two_templates(path: Path) -> None:
+    """No TOSCA-Metadata and two templates at the root: which one is meant?"""
+    _zip(path, {"main.yaml": VALID, "other.yaml": VALID})
+
+
+def zip_bomb(path: Path) -> None:
+    """600 MB of zeros, deflated to under 3 MB."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        archive.writestr("main.yaml", VALID)
+        chunk = bytes(8 * 1024 * 1024)
+        with archive.open("data/zeros.bin", "w", force_zip64=True) as member:
+            for _ in range(BOMB_BYTES // len(chunk)):
+                member.write(chunk)
+
+
+def missing_playbook(path: Path) -> None:
+    _zip(path, {"main.yaml": HEADER + "topology_template:\n  node_templates:\n    server:\n"
+                "      type: tosca.nodes.Compute\n      interfaces:\n        Standard:\n"
+                "          create: playbooks/create.yaml\n"})
+
+
+def playbook_outside(path: Path) -> None:
+    """The template's playbook climbs out of the unpacked archive to a playbook of this repository,
+    which exists: deploying would run a file the CSAR does not carry."""
+    outside = "../" * 40 + str(REPO / "playbooks" / "hello" / "remove.yaml").lstrip("/")
+    _zip(path, {"main.yaml": HEADER + "topology_template:\n  node_templates:\n    server:\n"
+                "      type: tosca.nodes.Compute\n      interfaces:\n        Standard:\n"
+                f"          create:\n            implementation: {outside}\n"
+                "            inputs: { path: /tmp/orch-corpus-never }\n"})
+
+
+def import_outside(path: Path) -> None:
+    """The template imports a type file by absolute path, from outside the archive."""
+    outside = REPO / "tosca_types" / "hello-types.yaml"
+    _zip(path, {"main.yaml": HEADER + f"imports:\n  - {outside}\n" + VALID[len(HEADER):]})
+
+
+def nul_byte(path: Path) -> None:
+    """A template with a NUL byte in it (a binary file, or one damaged on copy)."""
+    path.write_bytes(HEADER.encode() + b"description: half\x00written\n" + VALID[len(HEADER):].encode())
+
+
+def inputs_not_utf8(path: Path) -> None:
+    """An inputs file saved in Latin-1: one \u00e9 is a lone 0xE9 byte."""
+    path.write_bytes("greeting: Bonjour, \u00e7a va ?\n".encode("latin-1"))
+
+
 CASES: dict[str, Callable[[Path], None]] = {
     "zip_slip.csar": zip_slip,
     "symlink.csar": symlink,
@@ -86,6 +158,18 @@ CASES: dict[str, Callable[[Path], None]] = {
     "bug_encrypted_member.csar": encrypted_member,
     "huge_50mb.yaml": huge,
     "not_utf8.yaml": not_utf8,
+    "not_a_zip.csar": not_a_zip,
+    "empty_zip.csar": empty_zip,
+    "absolute_member.csar": absolute_member,
+    "backslash_slip.csar": backslash_slip,
+    "entry_not_in_archive.csar": entry_not_in_archive,
+    "two_templates.csar": two_templates,
+    "zip_bomb.csar": zip_bomb,
+    "missing_playbook.csar": missing_playbook,
+    "playbook_outside.csar": playbook_outside,
+    "import_outside.csar": import_outside,
+    "nul_byte.yaml": nul_byte,
+    "inputs_not_utf8.yaml": inputs_not_utf8,
 }
 
 
