@@ -23,9 +23,14 @@ lines. Each trial, in a fresh --home:
      that was `done` at a kill not run again, integrity ok, no instance in a transitional state, no
      run left `started`, no lock left, no orphan.
 
+Each deploy trial also plants a password (input `admin_password`, given in an inputs file) and, at
+its end, searches every file under its $ORCH_HOME, the store's SQL dump, orch's output and the argv
+of every process orch spawned for it (torture_audit.py). Then, unless --no-bad-inputs, every case of
+the bad-input corpus (tests/corpus/) goes through `orch validate`.
+
 The report: trials, kills, resumes, restarts, re-executed operations (ledger lines beyond one per
-operation: the operations that were running when orch died), failures with details. Exit 1 if any
-trial failed. Functions are importable (tests/reliability/test_crash_resume.py uses them).
+operation: the operations that were running when orch died), orphans, secrets found, bad inputs
+tried and handled, failures with details. Exit 1 if any trial failed or a bad input was not handled. Functions are importable (tests/reliability/test_crash_resume.py uses them).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import argparse
 import json
 import os
 import random
+import secrets
 import shutil
 import signal
 import sqlite3
@@ -90,7 +96,8 @@ def build_topology(directory: Path, nodes: int = 8, seed: int = 0, pause: tuple[
     operations = "\n".join(
         f"        {op}:\n"
         f"          implementation: playbooks/ledger.yaml\n"
-        f"          inputs: {{ op: {op}, ledger: {{ get_input: ledger }}, pause: {{ get_property: [ SELF, pause ] }} }}"
+        f"          inputs: {{ op: {op}, ledger: {{ get_input: ledger }}, pause: {{ get_property: [ SELF, pause ] }},"
+        f" password: {{ get_input: admin_password }} }}"
         for op in OPERATIONS)
     lines = [
         "tosca_definitions_version: tosca_simple_yaml_1_3",
@@ -107,6 +114,7 @@ def build_topology(directory: Path, nodes: int = 8, seed: int = 0, pause: tuple[
         "topology_template:",
         "  inputs:",
         "    ledger: { type: string }",
+        "    admin_password: { type: string, default: \"\" }  # the torture plants a secret here",
         "  node_templates:",
     ]
     for node, parents in tree_parents(nodes).items():
@@ -409,6 +417,7 @@ class TrialResult:
     failures: list[str] = field(default_factory=list)
     seconds: float = 0.0
     home: str = ""
+    secret_places: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -426,6 +435,7 @@ class Settings:
     linger: float = 10.0  # how long survivors are given to end by themselves before they are killed
     expected: set[tuple[str, str]] | None = None  # (node, op) the ledger must hold at the end
     mode: str = "deploy"
+    secret: str | None = None  # planted as input admin_password (from a file), searched for at the end
 
 
 def _expected_operations(topology: Path) -> set[tuple[str, str]]:
@@ -459,6 +469,7 @@ class _Trial:
         self.result = TrialResult(number, seed, settings.mode, home=str(self.home))
         # (node, op) -> ledger count when it was first seen done at a kill: it must not grow after
         self.frozen: dict[tuple[str, str], int] = {}
+        self.commands: list[Orch] = []
 
     def fail(self, message: str) -> None:
         self.result.failures.append(message)
@@ -502,7 +513,29 @@ class _Trial:
         return {(node, "job") for node, operation in snap["done"] if operation == "Runnable.submit"}
 
     def start(self, args: list[str]) -> Orch:
-        return Orch(self.home, args, self.log)
+        command = Orch(self.home, args, self.log)
+        self.commands.append(command)
+        return command
+
+    def secret_args(self) -> list[str]:
+        """The planted secret goes in an inputs file: on a command line, every user could read it."""
+        if not self.settings.secret:
+            return []
+        path = self.dir / "secret-inputs.yaml"
+        path.write_text(json.dumps({"admin_password": self.settings.secret}))
+        os.chmod(path, 0o600)
+        return ["-i", str(path)]
+
+    def search_secret(self) -> None:
+        if not self.settings.secret:
+            return
+        argv = "\n".join(seen.cmdline for command in self.commands for seen in command.watcher.seen.values())
+        log = self.log.read_text(errors="replace") if self.log.exists() else ""
+        places = _audit().secret_hits(self.settings.secret, self.home,
+                                      {"orch's output": log, "the argv of a process orch spawned": argv})
+        self.result.secret_places = places
+        if places:
+            self.fail(f"the planted secret was found in: {', '.join(places)}")
 
     def log_tail(self, lines: int = 12) -> str:
         try:
@@ -515,13 +548,14 @@ def run_trial(number: int, seed: int, settings: Settings, workdir: Path) -> Tria
     """One deploy trial: kill, resume (killing again at random), check. Never raises for a finding."""
     trial = _Trial(number, seed, settings, workdir)
     started = time.monotonic()
-    first = ["deploy", str(settings.topology), "-n", NAME, "--set", f"ledger={trial.ledger}"]
+    first = ["deploy", str(settings.topology), "-n", NAME, "--set", f"ledger={trial.ledger}", *trial.secret_args()]
     try:
         def resume() -> list[str] | None:  # None: killed before the deployment was recorded
             return ["deploy", "--resume", NAME] if store_snapshot(trial.home)["deployment"] else None
 
         _kill_and_resume(trial, first, resume)
         _final_checks_deploy(trial)
+        trial.search_secret()
     except Exception as exc:  # noqa: BLE001 - the script reports, it does not crash
         trial.fail(f"torture script error: {type(exc).__name__}: {exc}")
     trial.result.seconds = round(time.monotonic() - started, 1)
@@ -737,7 +771,7 @@ def calibrate(settings: Settings, workdir: Path) -> tuple[float, list[str]]:
 
 def torture(trials: int, seed: int, topology: Path | None = None, workdir: Path | None = None, *,
             mode: str = "deploy", nodes: int = 8, kill_window: tuple[float, float] | None = None,
-            rekill: float = 0.5, max_rekills: int = 2, keep: bool = False,
+            rekill: float = 0.5, max_rekills: int = 2, keep: bool = False, bad_inputs: bool = False,
             progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run the trials; return the report (a dict, JSON-ready)."""
     say = progress or (lambda message: None)
@@ -749,6 +783,8 @@ def torture(trials: int, seed: int, topology: Path | None = None, workdir: Path 
             else build_topology(workdir / "topology", nodes=nodes, seed=seed)
     settings = Settings(topology=topology.resolve(), kill_window=kill_window or (0.0, 0.0), rekill=rekill,
                         max_rekills=max_rekills, mode=mode)
+    if mode == "deploy" and _declares_input(settings.topology, "admin_password"):
+        settings.secret = "torture-secret-" + secrets.token_hex(16)
     settings.expected = _expected_jobs(settings.topology) if mode == "run" else _expected_operations(settings.topology)
     report: dict[str, Any] = {"mode": mode, "trials": trials, "seed": seed, "topology": str(settings.topology),
                               "operations": len(settings.expected), "workdir": str(workdir)}
@@ -784,14 +820,36 @@ def torture(trials: int, seed: int, topology: Path | None = None, workdir: Path 
         "restarts": sum(r.restarts for r in results),
         "reexecuted": sum(r.reexecuted for r in results),
         "orphans": sum(r.orphans for r in results),
+        "secret_planted": settings.secret is not None,
+        "secrets_found": sum(len(r.secret_places) for r in results),
         "failed_trials": sum(1 for r in results if not r.ok),
         "failures": [{"trial": r.trial, "seed": r.seed, "home": r.home, "failures": r.failures}
                      for r in results if not r.ok],
         "results": [asdict(r) for r in results],
     })
+    if bad_inputs:
+        say("bad inputs: every case of tests/corpus through `orch validate`")
+        report["bad_inputs"] = _audit().bad_inputs()
     if own_workdir and not keep and not report["failed_trials"]:
         shutil.rmtree(workdir, ignore_errors=True)
     return report
+
+
+def _declares_input(topology: Path, name: str) -> bool:
+    import yaml
+
+    document = yaml.safe_load(topology.read_text())
+    return name in ((document.get("topology_template") or {}).get("inputs") or {})
+
+
+def _audit() -> Any:
+    """torture_audit.py, beside this file (loaded by path: benchmarks/ is not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("orch_torture_audit", Path(__file__).with_name("torture_audit.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def render(report: dict[str, Any]) -> str:
@@ -806,12 +864,21 @@ def render(report: dict[str, Any]) -> str:
         f"  restarts         {report['restarts']}  (killed before the deployment/execution was recorded)",
         f"  re-executed ops  {report['reexecuted']}  (ledger lines beyond one per operation)",
         f"  orphans          {report['orphans']}  (processes of orch alive after SIGKILL of its group)",
+        (f"  secrets found    {report['secrets_found']}  (a planted password searched for in $ORCH_HOME, the store, "
+         "orch's output, every argv)" if report.get("secret_planted") else "  secrets found    - (none planted)"),
         f"  failed trials    {report['failed_trials']}",
     ]
+    if "bad_inputs" in report:
+        bad = report["bad_inputs"]
+        lines.append(f"  bad inputs       {bad['tried']} tried, {bad['handled']} handled (exit 2, no traceback, "
+                     f"file named, nothing written)")
+        lines += [f"    - {r['case']}: {', '.join(r['problems'])}" for r in bad["not_handled"]]
     for failure in report["failures"]:
         lines.append(f"  trial {failure['trial']} (seed {failure.get('seed', '-')}, {failure.get('home', '')}):")
         lines += [f"    - {f}" for f in failure["failures"]]
-    lines.append("result: " + ("OK" if not report["failed_trials"] else "FAILED"))
+    bad = report.get("bad_inputs", {})
+    lines.append("result: " + ("OK" if not report["failed_trials"] and bad.get("tried", 0) == bad.get("handled", 0)
+                               else "FAILED"))
     return "\n".join(lines)
 
 
@@ -828,6 +895,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the folders of trials that passed")
     parser.add_argument("--rekill", type=float, default=0.5, help="chance a resume is killed too (default 0.5)")
     parser.add_argument("--max-rekills", type=int, default=2, help="kills of resumes per trial (default 2)")
+    parser.add_argument("--no-bad-inputs", action="store_true", help="skip the bad-input corpus")
     parser.add_argument("--kill-window", type=float, nargs=2, metavar=("MIN", "MAX"),
                         help="seconds after start (default: from an uninterrupted calibration run)")
     args = parser.parse_args(argv)
@@ -835,11 +903,12 @@ def main(argv: list[str] | None = None) -> int:
     report = torture(args.trials, seed, args.topology, args.workdir, mode="run" if args.run else "deploy",
                      nodes=args.nodes, kill_window=tuple(args.kill_window) if args.kill_window else None,
                      rekill=args.rekill, max_rekills=args.max_rekills, keep=args.keep,
-                     progress=lambda m: print(m, file=sys.stderr, flush=True))
+                     bad_inputs=not args.no_bad_inputs, progress=lambda m: print(m, file=sys.stderr, flush=True))
     print(render(report))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2, default=str))
-    return 1 if report["failed_trials"] else 0
+    bad = report.get("bad_inputs", {})
+    return 1 if report["failed_trials"] or bad.get("tried", 0) != bad.get("handled", 0) else 0
 
 
 if __name__ == "__main__":
