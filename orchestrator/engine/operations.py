@@ -4,6 +4,7 @@ late evaluation of inputs, where the operation runs, Yorc's variable conventions
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Callable, Mapping
 
 from orchestrator.executors.inventory import OperationRequest, Target, alias_for, connection_vars
@@ -44,6 +45,17 @@ class Evaluation:
         return Context(self.topology, node, self.inputs, self.read_attribute, self.read_operation_output,
                        self.read_secret, source, target)
 
+    @cached_property
+    def plain_inputs(self) -> dict[str, Any]:
+        """The effective inputs as plain values, once per command: they cannot change while it runs."""
+        values = {}
+        for name in self.inputs:
+            try:
+                values[name] = evaluate({"get_input": name}, self.context(None))
+            except FunctionError:
+                continue
+        return values
+
 
 def operation_of(topology: Topology, step: Step) -> Operation | None:
     node = topology.nodes[step.node]
@@ -54,7 +66,9 @@ def operation_of(topology: Topology, step: Step) -> Operation | None:
     return node.operations.get(step.operation)
 
 
-def prepare(step: Step, ev: Evaluation) -> PreparedStep:
+def prepare(step: Step, ev: Evaluation,
+            hosts: Callable[[], dict[str, dict[str, Any]]] | None = None) -> PreparedStep:
+    """`hosts`: ORCH_HOSTS, when the caller computes it once for many steps (it reads the store)."""
     operation = operation_of(ev.topology, step)
     source = step.node
     target_node = ev.topology.nodes[step.node].requirements[step.requirement].target \
@@ -72,7 +86,8 @@ def prepare(step: Step, ev: Evaluation) -> PreparedStep:
     except FunctionError as exc:
         raise StepError(f"{step.node} {step.operation}: {exc}") from exc
     variables: dict[str, Any] = dict(inputs)
-    variables.update(context_variables(ev, step, host_name, target_node))
+    variables.update(context_variables(ev, step, host_name, target_node,
+                                       hosts() if hosts else hosts_inventory(ev)))
     variables.update({name: artifact.file for name, artifact in ev.topology.nodes[step.node].artifacts.items()})
     if step.operation in ("Runnable.run", "Runnable.cancel"):
         # the job these operations act on, as its submit reported it
@@ -82,27 +97,17 @@ def prepare(step: Step, ev: Evaluation) -> PreparedStep:
     return PreparedStep(step, operation, host_name, request)
 
 
-def context_variables(ev: Evaluation, step: Step, host: str, target_node: str | None) -> dict[str, Any]:
+def context_variables(ev: Evaluation, step: Step, host: str, target_node: str | None,
+                      hosts: dict[str, dict[str, Any]]) -> dict[str, Any]:
     variables = {"NODE": step.node, "INSTANCE": f"{step.node}_0", "HOST": host, "DEPLOYMENT_ID": ev.deployment,
                  # orch's own additions: a folder on the controller for this deployment's files, the
                  # effective inputs (for ${name} substitution), and how to reach every host (for
                  # playbooks that move data between hosts through the controller with add_host)
-                 "DEPLOYMENT_DIR": ev.deployment_dir, "ORCH_INPUTS": _plain_inputs(ev),
-                 "ORCH_HOSTS": hosts_inventory(ev)}
+                 "DEPLOYMENT_DIR": ev.deployment_dir, "ORCH_INPUTS": ev.plain_inputs, "ORCH_HOSTS": hosts}
     if target_node is not None:
         variables.update({"SOURCE_NODE": step.node, "SOURCE_INSTANCE": f"{step.node}_0",
                           "TARGET_NODE": target_node, "TARGET_INSTANCE": f"{target_node}_0"})
     return variables
-
-
-def _plain_inputs(ev: Evaluation) -> dict[str, Any]:
-    values = {}
-    for name in ev.inputs:
-        try:
-            values[name] = evaluate({"get_input": name}, ev.context(None))
-        except FunctionError:
-            continue
-    return values
 
 
 def hosts_inventory(ev: Evaluation) -> dict[str, dict[str, Any]]:

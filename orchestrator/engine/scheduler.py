@@ -9,6 +9,7 @@ An unreachable host is retried with backoff; a failing task is not (unless the o
 from __future__ import annotations
 
 import concurrent.futures as cf
+import functools
 import threading
 import time
 from collections import defaultdict
@@ -18,7 +19,7 @@ from typing import Callable, Protocol
 import networkx as nx
 
 from orchestrator.engine.operations import (Evaluation, PreparedStep, StepError, attributes_from_facts,
-                                            outputs_from_facts, prepare)
+                                            hosts_inventory, outputs_from_facts, prepare)
 from orchestrator.executors.ansible import AnsibleExecutor
 from orchestrator.executors.results import OperationResult, TaskEvent
 from orchestrator.model import Step, StepKind
@@ -219,6 +220,7 @@ class Scheduler:
         """Settle at once what needs no Ansible (skips, no-ops, state changes); batch the rest by playbook."""
         immediate: list[tuple[str, bool]] = []
         by_playbook: dict[str, list[PreparedStep]] = defaultdict(list)
+        hosts = functools.cache(lambda: hosts_inventory(self.ev))  # ORCH_HOSTS reads the store: once per wave
         for step in sorted(steps, key=lambda s: s.id):
             if self.skip(step):
                 self.store.set_step_status(self.execution_id, step.id, "skipped")
@@ -230,7 +232,7 @@ class Scheduler:
                 immediate.append((step.id, True))
                 continue
             try:
-                prepared = prepare(step, self.ev)
+                prepared = prepare(step, self.ev, hosts)
             except StepError as exc:
                 outcome.failures.append(Failure(step.id, step.node, step.operation, "-", None, str(exc)))
                 self.store.set_step_status(self.execution_id, step.id, "failed")
