@@ -35,6 +35,7 @@ __all__ = ["AnsibleExecutor", "LOCAL_ADDRESSES", "OperationRequest", "OperationR
 
 EventSink = Callable[[TaskEvent], None]
 CONTROL_PREFIX = "orch-cp-"
+CALLBACK_DIR = str(Path(__file__).with_name("callback"))
 
 
 class _Worker:
@@ -195,9 +196,12 @@ class AnsibleExecutor:
             handle(event)
             return False  # nothing written to the artifact dir's job_events
 
+        lifeline = {"ANSIBLE_CALLBACK_PLUGINS": CALLBACK_DIR, "ANSIBLE_CALLBACKS_ENABLED": "orch_lifeline",
+                    "ORCH_PARENT_PID": str(os.getpid())}
         runner = ansible_runner.run(
             private_data_dir=str(workdir), playbook=playbook, inventory=inventory,
-            envvars=ansible_environment(self.control_dir, self.forks), quiet=True, suppress_env_files=True,
+            envvars={**ansible_environment(self.control_dir, self.forks), **lifeline}, quiet=True,
+            suppress_env_files=True,
             event_handler=keep, cancel_callback=(lambda: cancel.is_set()) if cancel else None, timeout=timeout,
             settings={"suppress_ansible_output": True})
         rc = runner.rc if runner.rc is not None else 1

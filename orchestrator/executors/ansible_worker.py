@@ -16,56 +16,16 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
-import threading
-import time
 import warnings
+
+from orchestrator.executors.lifeline import start_lifeline
 
 CALLBACK_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "callback")
 
 
-def descendants(root: int) -> list[int]:
-    """Every process below `root`, from /proc (whatever session or group each one made for itself)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as stat:
-                ppid = int(stat.read().rsplit(b")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue  # ended meanwhile
-        children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def die_with_parent(parent: int, interval: float = 0.1) -> None:
-    """Kill this worker and everything it started once the orch process that started it is gone.
-
-    The worker leads its own session (so that a Ctrl-C in orch's terminal reaches orch, which
-    decides what to cancel), hence a SIGKILLed orch would leave it running the operation that
-    `--resume` runs again. Polling the parent pid catches every way orch can die (PR_SET_PDEATHSIG
-    fires when the spawning *thread* ends). Ansible's forks call setsid(), so killing our group
-    is not enough: the tree is collected first, then killed, before anyone is reparented."""
-    while os.getppid() == parent:
-        time.sleep(interval)
-    for pid in descendants(os.getpid()):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    os.killpg(0, signal.SIGKILL)
-
-
 def main() -> int:
-    parent = int(os.environ.get("ORCH_PARENT_PID", os.getppid()))
-    threading.Thread(target=die_with_parent, args=(parent,), daemon=True, name="orch-parent-watch").start()
+    start_lifeline()
     protocol = os.fdopen(os.dup(int(os.environ["ORCH_PROTOCOL_FD"])), "w", buffering=1)
     os.environ["ANSIBLE_CALLBACK_PLUGINS"] = CALLBACK_DIR
     os.environ["ANSIBLE_CALLBACKS_ENABLED"] = "orch_events"

@@ -139,7 +139,11 @@ def test_operation_running_at_the_kill_is_run_again_and_its_predecessors_are_not
     assert status.returncode == 0 and '"deployed"' in status.stdout
 
 
-def test_sigkill_leaves_no_process_of_orch_behind(tmp_path):
+@pytest.mark.parametrize("ansible", ["worker", "runner"])
+def test_sigkill_leaves_no_process_of_orch_behind(tmp_path, monkeypatch, ansible):
+    """Both ways orch runs Ansible: its long-lived workers, and ansible-runner (ORCH_ANSIBLE=runner)."""
+    if ansible == "runner":
+        monkeypatch.setenv("ORCH_ANSIBLE", "runner")
     # one node whose operations last 5 s: killed in the first of them, what orch spawned for it is
     # certainly still at work 1 s later unless the kill took it along
     topology = torture.build_topology(tmp_path / "topology", nodes=1, pause=(5.0, 5.0))
