@@ -1,6 +1,7 @@
 """What `orch plan` does, in-process, timed by phase: import (orch's modules), load (YAML, types,
-checks, tosca-parser), install_plan (the DAG), render (JSON). Prints one JSON line; writes its own
-rusage like orch_self.py.
+checks, tosca-parser), install_plan (the DAG), render (JSON). Prints one JSON line, with the CPU time of
+load + plan (wall time includes waiting for a core on a busy machine) and the peak RSS so far; writes
+its own rusage like orch_self.py.
 
     python benchmarks/probe_plan.py TOPOLOGY
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import resource
 import sys
 import time
 
@@ -22,10 +24,12 @@ def main(topology: str) -> dict:
     from orchestrator.tosca.loader import load
 
     started = time.perf_counter()  # orch's modules imported (and tosca-parser, networkx with them)
+    cpu_started = time.process_time()
     loaded = load(topology, {})
     loaded_at = time.perf_counter()
     graph = install_plan(loaded)
     planned_at = time.perf_counter()
+    cpu_planned = time.process_time()
     text = render.RENDERERS["json"](graph)
     rendered_at = time.perf_counter()
     return {
@@ -36,6 +40,9 @@ def main(topology: str) -> dict:
         "load_s": loaded_at - started,
         "plan_s": planned_at - loaded_at,
         "render_s": rendered_at - planned_at,
+        "load_plan_s": planned_at - started,
+        "load_plan_cpu_s": cpu_planned - cpu_started,
+        "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
 

@@ -7,9 +7,12 @@ attribute "step" is the `Step`. An edge a → b means a must finish before b sta
 
 from __future__ import annotations
 
+from typing import Callable
+
 import networkx as nx
 
 from orchestrator.model import Requirement, Step, Topology
+from orchestrator.tosca.gcpause import paused_gc
 
 CONNECTS_TO = "tosca.relationships.ConnectsTo"
 NODE_LIFECYCLE = (("create", "creating", "created"), ("configure", "configuring", "configured"),
@@ -36,65 +39,84 @@ def relationship_step_id(node: str, index: int, requirement: Requirement, operat
     return f"{node}.{requirement.name}[{index}]->{requirement.target}.{operation}"
 
 
-def _add_node_chain(graph: nx.DiGraph, name: str, lifecycle: tuple[tuple[str, str, str], ...]) -> None:
+class _Parts:
+    """Steps and edges gathered first, then added to the graph in two calls (per-call overhead of networkx
+    is most of a plan's time at thousands of nodes); the order they were gathered in is kept."""
+
+    def __init__(self) -> None:
+        self.steps: list[tuple[str, dict]] = []
+        self.edges: list[tuple[str, str]] = []
+
+    def step(self, step: Step) -> str:
+        self.steps.append((step.id, {"step": step}))
+        return step.id
+
+    def graph(self) -> nx.DiGraph:
+        graph = nx.DiGraph()
+        graph.add_nodes_from(self.steps)
+        graph.add_edges_from(self.edges)
+        return graph
+
+
+def _add_node_chain(parts: _Parts, name: str, lifecycle: tuple[tuple[str, str, str], ...]) -> None:
     """One node's Standard operations, one after the other."""
     previous = None
     for operation, running, done in lifecycle:
-        step = Step(node_step_id(name, operation), name, operation=f"Standard.{operation}",
-                    state=done, running_state=running)
-        graph.add_node(step.id, step=step)
+        step_id = parts.step(Step(node_step_id(name, operation), name, operation=f"Standard.{operation}",
+                                  state=done, running_state=running))
         if previous:
-            graph.add_edge(previous, step.id)
-        previous = step.id
+            parts.edges.append((previous, step_id))
+        previous = step_id
 
 
 def install_plan(topology: Topology) -> nx.DiGraph:
-    graph = nx.DiGraph()
-    for name in topology.nodes:
-        _add_node_chain(graph, name, NODE_LIFECYCLE)
-    for source in topology.nodes.values():
-        for index, requirement in enumerate(source.requirements):
-            _wire_relationship(graph, source.name, index, requirement)
-    return graph
+    return _plan(topology, NODE_LIFECYCLE, _wire_relationship)
 
 
-def _wire_relationship(graph: nx.DiGraph, source: str, index: int, requirement: Requirement) -> None:
+def _plan(topology: Topology, lifecycle: tuple[tuple[str, str, str], ...],
+          wire: Callable[[_Parts, str, int, Requirement], None]) -> nx.DiGraph:
+    """Each node's lifecycle chain, then each requirement wired by `wire`."""
+    parts = _Parts()
+    with paused_gc():  # a few steps per node, all kept: see gcpause
+        for name in topology.nodes:
+            _add_node_chain(parts, name, lifecycle)
+        for source in topology.nodes.values():
+            for index, requirement in enumerate(source.requirements):
+                wire(parts, source.name, index, requirement)
+        return parts.graph()
+
+
+def _wire_relationship(parts: _Parts, source: str, index: int, requirement: Requirement) -> None:
     target = requirement.target
     target_started = node_step_id(target, "start")
     if requirement.is_a(CONNECTS_TO):
-        graph.add_edge(target_started, node_step_id(source, "configure"))
+        parts.edges.append((target_started, node_step_id(source, "configure")))
     else:  # HostedOn, DependsOn and anything else: the target is up before the source is created
-        graph.add_edge(target_started, node_step_id(source, "create"))
+        parts.edges.append((target_started, node_step_id(source, "create")))
 
     for operation, side, after, before in RELATIONSHIP_OPERATIONS:
         found = requirement.operations.get(f"Configure.{operation}")
         if not (found and found.implementation):
             continue  # a relationship operation without implementation would only add a no-op step
-        step = Step(relationship_step_id(source, index, requirement, operation), source,
-                    operation=f"Configure.{operation}", requirement=index, side=side)
-        graph.add_node(step.id, step=step)
+        step_id = parts.step(Step(relationship_step_id(source, index, requirement, operation), source,
+                                  operation=f"Configure.{operation}", requirement=index, side=side))
         ends = {"source": source, "target": target}
-        for whose, node_operation in after:
-            graph.add_edge(node_step_id(ends[whose], node_operation), step.id)
-        for whose, node_operation in before:
-            graph.add_edge(step.id, node_step_id(ends[whose], node_operation))
+        parts.edges.extend((node_step_id(ends[whose], node_operation), step_id) for whose, node_operation in after)
+        parts.edges.extend((step_id, node_step_id(ends[whose], node_operation)) for whose, node_operation in before)
 
 
 def uninstall_plan(topology: Topology) -> nx.DiGraph:
-    graph = nx.DiGraph()
-    for name in topology.nodes:
-        _add_node_chain(graph, name, NODE_TEARDOWN)
-    for source in topology.nodes.values():
-        for index, requirement in enumerate(source.requirements):
-            found = requirement.operations.get("Configure.remove_target")
-            if found and found.implementation:
-                remove = Step(relationship_step_id(source.name, index, requirement, "remove_target"), source.name,
-                              operation="Configure.remove_target", requirement=index, side="source")
-                graph.add_node(remove.id, step=remove)
-                graph.add_edge(remove.id, node_step_id(source.name, "stop"))
-            # the source is gone before what it needed is stopped
-            graph.add_edge(node_step_id(source.name, "delete"), node_step_id(requirement.target, "stop"))
-    return graph
+    return _plan(topology, NODE_TEARDOWN, _unwire_relationship)
+
+
+def _unwire_relationship(parts: _Parts, source: str, index: int, requirement: Requirement) -> None:
+    found = requirement.operations.get("Configure.remove_target")
+    if found and found.implementation:
+        remove = parts.step(Step(relationship_step_id(source, index, requirement, "remove_target"), source,
+                                 operation="Configure.remove_target", requirement=index, side="source"))
+        parts.edges.append((remove, node_step_id(source, "stop")))
+    # the source is gone before what it needed is stopped
+    parts.edges.append((node_step_id(source, "delete"), node_step_id(requirement.target, "stop")))
 
 
 def ordered_steps(graph: nx.DiGraph) -> list[Step]:

@@ -32,6 +32,10 @@ class NodeBuilder:
         self.known_inputs = known_inputs
         self.problems: list[Problem] = []
         self.node_names: set[str] = set()
+        # per type or per file, not per node template: thousands of templates share a few of each
+        self._capability_defaults: dict[str, dict[str, dict[str, Any]]] = {}
+        self._allowed_operations: dict[tuple[str, str], set[str]] = {}
+        self._path_kinds: dict[str, str | None] = {}
 
     def problem(self, place: str, message: str) -> None:
         self.problems.append(Problem(self.file, place, message))
@@ -82,7 +86,12 @@ class NodeBuilder:
         )
 
     def capability_defaults(self, type_name: str) -> dict[str, dict[str, Any]]:
-        """Each capability of the node type with its type's property defaults."""
+        """Each capability of the node type with its type's property defaults (fresh mappings)."""
+        if type_name not in self._capability_defaults:
+            self._capability_defaults[type_name] = self._type_capability_defaults(type_name)
+        return {cap: dict(props) for cap, props in self._capability_defaults[type_name].items()}
+
+    def _type_capability_defaults(self, type_name: str) -> dict[str, dict[str, Any]]:
         result: dict[str, dict[str, Any]] = {}
         for cap, definition in self.registry.merged_section(type_name, "capabilities").items():
             cap_type = definition.get("type") if isinstance(definition, dict) else definition
@@ -178,6 +187,12 @@ class NodeBuilder:
         return result
 
     def allowed_operations(self, short: str, type_name: str) -> set[str]:
+        key = (short, type_name)
+        if key not in self._allowed_operations:
+            self._allowed_operations[key] = self._type_allowed_operations(short, type_name)
+        return self._allowed_operations[key]
+
+    def _type_allowed_operations(self, short: str, type_name: str) -> set[str]:
         interface_type = NORMATIVE_INTERFACES.get(short)
         if interface_type is None:
             for definition in (self.registry.definitions[t] for t in self.registry.lineage(type_name)):
@@ -201,7 +216,7 @@ class NodeBuilder:
         if impl is not None and not isinstance(impl, str):
             self.problem(where, "implementation must be a playbook path")
             return None
-        if impl and impl.endswith((".yml", ".yaml")) and not os.path.isfile(impl):
+        if impl and impl.endswith((".yml", ".yaml")) and not self.is_file(impl):
             self.problem(where, f"playbook '{impl}' does not exist")
         inputs = raw.get("inputs") or {}
         if not isinstance(inputs, dict):
@@ -227,11 +242,23 @@ class NodeBuilder:
             if not isinstance(value.get("file"), str):
                 self.problem(f"{place}.artifacts.{name}", "needs a 'file'")
                 continue
-            if "://" not in value["file"] and not os.path.exists(value["file"]):
+            if "://" not in value["file"] and not self.exists(value["file"]):
                 self.problem(f"{place}.artifacts.{name}", f"artifact file '{value['file']}' does not exist")
             result[name] = Artifact(name, str(value.get("type", "tosca.artifacts.File")), value["file"],
                                     value.get("deploy_path"))
         return result
+
+    def is_file(self, path: str) -> bool:
+        return self._path_kind(path) == "file"
+
+    def exists(self, path: str) -> bool:
+        return self._path_kind(path) is not None
+
+    def _path_kind(self, path: str) -> str | None:
+        """Asked of the file system once per path and load: every template of a type names its playbooks."""
+        if path not in self._path_kinds:
+            self._path_kinds[path] = ("file" if os.path.isfile(path) else "other") if os.path.exists(path) else None
+        return self._path_kinds[path]
 
     def check_functions(self, value: Any, place: str) -> None:
         for path, name, args in iter_functions(value):

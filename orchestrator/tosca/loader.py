@@ -15,6 +15,7 @@ from orchestrator.model import LoadError, Problem, Topology
 from orchestrator.tosca import csar
 from orchestrator.tosca.build import NodeBuilder
 from orchestrator.tosca.functions import check_call, iter_functions
+from orchestrator.tosca.gcpause import paused_gc
 from orchestrator.tosca.imports import collect_imports
 from orchestrator.tosca.inputs import parse_input_definitions, resolve_input_values
 from orchestrator.tosca.parser import check_with_tosca_parser
@@ -36,7 +37,8 @@ def load(path: str | Path, inputs: Mapping[str, Any] | None = None, *, allow_rem
     """
     name = str(path)
     try:
-        return _load(path, name, inputs, allow_remote_imports, unpack_dir)
+        with paused_gc():
+            return _load(path, name, inputs, allow_remote_imports, unpack_dir)
     except LoadError:
         raise
     except RecursionError:
@@ -225,3 +227,4 @@ def _self_contained(document: Mapping[str, Any], topology_raw: Mapping[str, Any]
     if workflow_inputs:
         checked["topology_template"]["inputs"] = {**workflow_inputs, **topology_inputs}
     return copy.deepcopy(checked)
+

@@ -4,8 +4,8 @@ with the inheritance walks tosca-parser does not do for us (operations declared 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Any, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Mapping, TypeVar
 
 from toscaparser.elements.entity_type import EntityType
 
@@ -15,11 +15,15 @@ NORMATIVE_PREFIXES = {"node_types": "tosca.nodes.", "relationship_types": "tosca
                       "capability_types": "tosca.capabilities.", "interface_types": "tosca.interfaces.",
                       "data_types": "tosca.datatypes.", "artifact_types": "tosca.artifacts."}
 INTERFACE_KEYWORDS = {"type", "inputs", "description", "derived_from", "version", "notifications"}
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
 class TypeRegistry:
     definitions: Mapping[str, Mapping[str, Any]]  # full type name -> raw definition
+    # Walks along derived_from, computed once per type: a topology has thousands of node templates
+    # of a handful of types. The definitions are never changed once the registry is built.
+    _walks: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
     def build(cls, documents: list[tuple[Mapping[str, Any], str]]) -> "TypeRegistry":
@@ -42,8 +46,16 @@ class TypeRegistry:
     def knows(self, name: str) -> bool:
         return name in self.definitions
 
+    def _walk(self, key: tuple, compute: Callable[[], _T]) -> _T:
+        if key not in self._walks:
+            self._walks[key] = compute()
+        return self._walks[key]
+
     def lineage(self, name: str) -> tuple[str, ...]:
         """The type and its ancestors, nearest first; stops at unknown types and loops."""
+        return self._walk(("lineage", name), lambda: self._lineage(name))
+
+    def _lineage(self, name: str) -> tuple[str, ...]:
         chain: list[str] = []
         current: str | None = name
         while current and current in self.definitions and current not in chain:
@@ -73,7 +85,10 @@ class TypeRegistry:
             yield self.definitions[type_name]
 
     def merged_section(self, name: str, section: str) -> dict[str, Any]:
-        """properties/attributes/capabilities of a type with its ancestors', nearest wins."""
+        """properties/attributes/capabilities of a type with its ancestors', nearest wins (a fresh dict)."""
+        return dict(self._walk(("section", name, section), lambda: self._merged_section(name, section)))
+
+    def _merged_section(self, name: str, section: str) -> dict[str, Any]:
         merged: dict[str, Any] = {}
         for definition in self._from_root(name):
             value = definition.get(section)
@@ -82,6 +97,9 @@ class TypeRegistry:
         return merged
 
     def requirement_definitions(self, name: str) -> dict[str, Mapping[str, Any]]:
+        return dict(self._walk(("requirements", name), lambda: self._requirement_definitions(name)))
+
+    def _requirement_definitions(self, name: str) -> dict[str, Mapping[str, Any]]:
         merged: dict[str, Mapping[str, Any]] = {}
         for definition in self._from_root(name):
             for entry in definition.get("requirements") or []:
@@ -91,7 +109,12 @@ class TypeRegistry:
         return merged
 
     def interface_operations(self, name: str) -> dict[str, dict[str, dict[str, Any]]]:
-        """interface short name -> operation name -> merged operation definition, along derived_from."""
+        """interface short name -> operation name -> merged operation definition, along derived_from
+        (fresh mappings of interfaces and of operations, for the caller to refine)."""
+        walked = self._walk(("interfaces", name), lambda: self._interface_operations(name))
+        return {short: dict(ops) for short, ops in walked.items()}
+
+    def _interface_operations(self, name: str) -> dict[str, dict[str, dict[str, Any]]]:
         merged: dict[str, dict[str, dict[str, Any]]] = {}
         for definition in self._from_root(name):
             for iface_name, iface in (definition.get("interfaces") or {}).items():
@@ -104,6 +127,10 @@ class TypeRegistry:
         return merged
 
     def interface_type_operations(self, interface_type: str) -> set[str]:
+        return set(self._walk(("interface_type", interface_type),
+                              lambda: self._interface_type_operations(interface_type)))
+
+    def _interface_type_operations(self, interface_type: str) -> set[str]:
         ops: set[str] = set()
         for definition in self._from_root(interface_type):
             ops.update(k for k in definition if k not in INTERFACE_KEYWORDS and k != "operations")

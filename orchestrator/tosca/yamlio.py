@@ -16,6 +16,9 @@ MAX_EXPANDED_NODES = 2_000_000
 _BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+_STR, _MAP, _SEQ, _MERGE = (f"tag:yaml.org,2002:{name}" for name in ("str", "map", "seq", "merge"))
+
+
 class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
     """The fast safe loader, refusing duplicate keys (PyYAML silently keeps the last one, so a
     second node template of the same name would replace the first unseen)."""
@@ -30,8 +33,52 @@ class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
             except TypeError:
                 continue  # unhashable key: PyYAML reports it itself
             if duplicate:
-                raise yaml.constructor.ConstructorError(None, None, f"duplicate key '{key}'", key_node.start_mark)
+                raise _duplicate_key(key, key_node)
         return super().construct_mapping(node, deep)
+
+    def construct_document(self, node):  # noqa: ANN001 - PyYAML's signature
+        """A topology is mostly strings, mappings and lists: those are built here directly, which takes a
+        third of the time PyYAML's general constructor does (each value through its dispatch and, for
+        mappings and lists, a generator); anything else (numbers, booleans, timestamps, merge keys, unknown
+        tags...) still goes to PyYAML's constructors. Shared (aliased) values stay shared."""
+        try:
+            data = self._plain(node)
+        except RecursionError:  # deeper than Python's stack: PyYAML's constructor is not recursive
+            self.constructed_objects, self.recursive_objects, self.state_generators = {}, {}, []
+            return super().construct_document(node)
+        self.constructed_objects = {}
+        return data
+
+    def _plain(self, node):  # noqa: ANN001, ANN202
+        if node in self.constructed_objects:
+            return self.constructed_objects[node]
+        if node.tag == _STR and isinstance(node, yaml.ScalarNode):
+            return node.value
+        if node.tag == _MAP and isinstance(node, yaml.MappingNode) and all(k.tag != _MERGE for k, _ in node.value):
+            mapping: dict = {}
+            self.constructed_objects[node] = mapping  # before its values: one of them may be an alias of it
+            for key_node, value_node in node.value:
+                key = self._plain(key_node)
+                try:
+                    duplicate = key in mapping
+                except TypeError:
+                    raise yaml.constructor.ConstructorError("while constructing a mapping", node.start_mark,
+                                                            "found unhashable key", key_node.start_mark) from None
+                if duplicate:
+                    raise _duplicate_key(key, key_node)
+                mapping[key] = self._plain(value_node)
+            return mapping
+        if node.tag == _SEQ and isinstance(node, yaml.SequenceNode):
+            sequence: list = []
+            self.constructed_objects[node] = sequence
+            for item in node.value:
+                sequence.append(self._plain(item))
+            return sequence
+        return self.construct_object(node, deep=True)
+
+
+def _duplicate_key(key: Any, key_node: yaml.Node) -> yaml.constructor.ConstructorError:
+    return yaml.constructor.ConstructorError(None, None, f"duplicate key '{key}'", key_node.start_mark)
 
 
 def read_yaml(path: str | Path, what: str = "file") -> tuple[Any, list[Problem]]:

@@ -672,3 +672,59 @@ def test_workflow_input_with_empty_definition():
         find(exc.problems, "topology_template.workflows.tune.inputs.level", "")
     else:
         assert topology.workflows["tune"].inputs["level"].type == "string"
+
+
+# -- the same type names in two loads -------------------------------------------------------------------
+
+
+def test_what_one_load_learnt_about_a_type_does_not_leak_into_the_next(tmp_path):
+    """tosca-parser's type lookups are remembered during a parse: the next parse, whose type of the same
+    name is another, must not see them."""
+    strict = write(tmp_path, """\
+        tosca_definitions_version: tosca_simple_yaml_1_3
+        node_types:
+          t.nodes.Base: { derived_from: tosca.nodes.Root, properties: { size: { type: integer } } }
+          t.nodes.App: { derived_from: t.nodes.Base }
+        topology_template:
+          node_templates:
+            app: { type: t.nodes.App }
+        """, "strict.yaml")
+    lenient = write(tmp_path, """\
+        tosca_definitions_version: tosca_simple_yaml_1_3
+        node_types:
+          t.nodes.Base: { derived_from: tosca.nodes.Root }
+          t.nodes.App: { derived_from: t.nodes.Base }
+        topology_template:
+          node_templates:
+            app: { type: t.nodes.App }
+        """, "lenient.yaml")
+    for _ in range(2):
+        find(problems_of(strict), "node_templates.app", "size")
+        assert set(load(lenient).nodes) == {"app"}
+
+
+# -- the collector paused during a load -----------------------------------------------------------------
+
+
+def test_the_garbage_collector_runs_again_after_a_load():
+    import gc
+
+    from orchestrator.tosca.gcpause import paused_gc
+
+    assert gc.isenabled()
+    load(DATA / "misc" / "good.yaml")
+    with pytest.raises(LoadError):
+        load(DATA / "parser_bad.yaml")
+    assert gc.isenabled()
+    with paused_gc():
+        with paused_gc():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # only the outermost pause resumes it
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with paused_gc():
+            pass
+        assert not gc.isenabled()  # nor resumes what was not running
+    finally:
+        gc.enable()
