@@ -65,13 +65,14 @@ def resolve_input_values(definitions: Mapping[str, InputDefinition], given: Mapp
             problems.append(Problem(file_name, place, problem))
             continue
         problems.extend(Problem(file_name, place, p)
-                        for p in check_constraints(value, definition.constraints, definition.type))
+                        for p in check_constraints(name, value, definition.constraints, definition.type))
         values[name] = value
     return values, problems
 
 
 def coerce(value: Any, type_name: str) -> tuple[Any, str | None]:
-    """Values from --set arrive as strings; make them the declared type or say why not."""
+    """Values from --set arrive as strings; make them the declared type or say why not (without showing
+    the value: an input may be a secret)."""
     if as_function(value):
         return value, None  # a function (a default made of other inputs, get_secret, ...) is evaluated later
     try:
@@ -93,15 +94,23 @@ def coerce(value: Any, type_name: str) -> tuple[Any, str | None]:
                 return False, None
             raise ValueError
         if type_name == "list":
-            return (value, None) if isinstance(value, list) else (value, f"expected a list, got {value!r}")
+            return (value, None) if isinstance(value, list) else (value, _not_a(type_name, value))
         if type_name == "map":
-            return (value, None) if isinstance(value, dict) else (value, f"expected a map, got {value!r}")
+            return (value, None) if isinstance(value, dict) else (value, _not_a(type_name, value))
         if type_name in _SCALARS:
             return (str(value) if not isinstance(value, (dict, list)) else value), (
-                None if not isinstance(value, (dict, list)) else f"expected a {type_name}, got {value!r}")
+                None if not isinstance(value, (dict, list)) else _not_a(type_name, value))
     except (TypeError, ValueError):
-        return value, f"expected a {type_name}, got {value!r}"
+        return value, _not_a(type_name, value)
     return value, None  # a data type: checked by tosca-parser
+
+
+def _not_a(type_name: str, value: Any) -> str:
+    """What was given instead of a `type_name`, by its kind only."""
+    kinds = ((bool, "a boolean"), (int, "an integer"), (float, "a float"), (list, "a list"), (dict, "a map"),
+             (str, f"text that is not a valid {type_name}"))
+    given = next((kind for cls, kind in kinds if isinstance(value, cls)), f"a value that is not a valid {type_name}")
+    return f"expected a {type_name}, got {given}"
 
 
 _UNITS = {
@@ -127,7 +136,10 @@ def comparable(value: Any, type_name: str) -> Any:
     return value
 
 
-def check_constraints(value: Any, constraints: tuple[Mapping[str, Any], ...], type_name: str = "string") -> list[str]:
+def check_constraints(name: str, value: Any, constraints: tuple[Mapping[str, Any], ...],
+                      type_name: str = "string") -> list[str]:
+    """The constraints of input `name` that `value` breaks, each named with its bound (which the template
+    wrote) but never with the value (which may be a secret)."""
     failures: list[str] = []
     for clause in constraints:
         (operator, bound), = clause.items()
@@ -142,7 +154,7 @@ def check_constraints(value: Any, constraints: tuple[Mapping[str, Any], ...], ty
         except (TypeError, ValueError, re.error):
             ok = False
         if not ok:
-            failures.append(f"value {value!r} violates constraint {operator}: {bound!r}")
+            failures.append(f"input '{name}' violates constraint {operator}: {bound!r}")
     return failures
 
 

@@ -238,6 +238,28 @@ def test_input_constraints(given, place, message):
     assert len(problems) == 1
 
 
+SECRET = "Hunter2-not-for-stderr"
+
+
+@pytest.mark.parametrize(("given", "place", "message"), [
+    ({"nodes": 2, "account": SECRET}, "account", "input 'account' violates constraint max_length: 12"),
+    ({"nodes": 2, "account": SECRET}, "account", "input 'account' violates constraint pattern: '[a-z]+[0-9]*'"),
+    ({"nodes": 2, "partition": SECRET}, "partition",
+     "input 'partition' violates constraint valid_values: ['normal', 'debug', 'long']"),
+    ({"nodes": 2, "code": SECRET}, "code", "input 'code' violates constraint length: 4"),
+    ({"nodes": SECRET}, "nodes", "expected a integer, got text that is not a valid integer"),
+    ({"nodes": 2, "ratio": SECRET}, "ratio", "expected a float"),
+    ({"nodes": 2, "exclusive": SECRET}, "exclusive", "expected a boolean"),
+    ({"nodes": 2, "ratio": [SECRET]}, "ratio", "expected a float, got a list"),
+], ids=["max_length", "pattern", "valid_values", "length", "integer", "float", "boolean", "list"])
+def test_an_input_problem_names_the_input_and_the_constraint_but_never_the_value(given, place, message):
+    """An input may be a password: its value must not reach the terminal (the constraint's bound, which
+    the template wrote, may)."""
+    problems = problems_of(DATA / "inputs_good.yaml", given)
+    find(problems, f"topology_template.inputs.{place}", message)
+    assert not [p for p in problems if SECRET in str(p)], problems
+
+
 @pytest.mark.parametrize("name", [
     pytest.param("nodes"),
     pytest.param("memory"),
