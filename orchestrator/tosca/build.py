@@ -227,10 +227,14 @@ class NodeBuilder:
                   for k, v in inputs.items()
                   if not (isinstance(v, dict) and "type" in v and "default" not in v)}
         self.check_functions(inputs, f"{where}.inputs")
+        retries, retry_delay = raw.get("retries"), raw.get("retry_delay")
+        if retries is not None and not (_int(retries) is not None and retries >= 0):
+            self.problem(f"{where}.retries", "must be a whole number of attempts after the first (0 or more)")
+        if retry_delay is not None and not (_number(retry_delay) is not None and retry_delay >= 0):
+            self.problem(f"{where}.retry_delay", "must be a number of seconds (0 or more)")
         return Operation(short, name, impl or None, inputs, dependencies,
                          operation_host or raw.get("operation_host"),
-                         _number(timeout or raw.get("timeout")), _int(raw.get("retries")),
-                         _number(raw.get("retry_delay")))
+                         _number(timeout or raw.get("timeout")), _int(retries), _number(retry_delay))
 
     def artifacts(self, type_name: str, raw: Any, place: str) -> dict[str, Artifact]:
         merged = self.registry.merged_section(type_name, "artifacts")

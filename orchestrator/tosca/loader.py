@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from orchestrator.model import LoadError, Problem, Topology
 from orchestrator.tosca import csar
@@ -19,13 +19,14 @@ from orchestrator.tosca.gcpause import paused_gc
 from orchestrator.tosca.imports import collect_imports
 from orchestrator.tosca.inputs import parse_input_definitions, resolve_input_values
 from orchestrator.tosca.parser import check_with_tosca_parser
-from orchestrator.tosca.types import TYPE_SECTIONS, TypeRegistry
+from orchestrator.tosca.types import INTERFACE_KEYWORDS, TYPE_SECTIONS, TypeRegistry
 from orchestrator.tosca.workflows import parse_workflows
 from orchestrator.tosca.yamlio import read_yaml
 
 SUPPORTED_VERSIONS = ("tosca_simple_yaml_1_0", "tosca_simple_yaml_1_2", "tosca_simple_yaml_1_3")
 TOPOLOGY_KEYS = {"description", "inputs", "node_templates", "relationship_templates", "outputs", "groups",
                  "policies", "substitution_mappings", "workflows"}
+ORCH_OPERATION_KEYS = ("retries", "retry_delay")
 
 
 def load(path: str | Path, inputs: Mapping[str, Any] | None = None, *, allow_remote_imports: bool = False,
@@ -226,5 +227,42 @@ def _self_contained(document: Mapping[str, Any], topology_raw: Mapping[str, Any]
     topology_inputs = topology_raw.get("inputs") if isinstance(topology_raw.get("inputs"), dict) else {}
     if workflow_inputs:
         checked["topology_template"]["inputs"] = {**workflow_inputs, **topology_inputs}
-    return copy.deepcopy(checked)
+    checked = copy.deepcopy(checked)
+    _drop_orch_operation_keys(checked["topology_template"])
+    return checked
 
+
+def _drop_orch_operation_keys(topology: dict[str, Any]) -> None:
+    """`retries` and `retry_delay` on an operation are orch's (build.py reads and checks them); tosca-parser
+    refuses any key but implementation/inputs/outputs in a template's operation (it does not look at a type's)."""
+    for interfaces in _template_interfaces(topology):
+        for interface in interfaces.values():
+            for operation in _assigned_operations(interface):
+                for key in ORCH_OPERATION_KEYS:
+                    operation.pop(key, None)
+
+
+def _template_interfaces(topology: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    """The `interfaces` of every node template, relationship template and requirement's own relationship."""
+    templates = list(_values(topology.get("relationship_templates")))
+    for node in _values(topology.get("node_templates")):
+        templates.append(node)
+        requirements = node.get("requirements") if isinstance(node, dict) else None
+        for requirement in requirements if isinstance(requirements, list) else ():
+            templates += [value.get("relationship") for value in _values(requirement) if isinstance(value, dict)]
+    for template in templates:
+        if isinstance(template, dict) and isinstance(template.get("interfaces"), dict):
+            yield template["interfaces"]
+
+
+def _assigned_operations(interface: Any) -> list[dict[str, Any]]:
+    """An interface assignment's operations written as mappings, TOSCA 1.2 style or under `operations:`."""
+    if not isinstance(interface, dict):
+        return []
+    found = [op for name, op in interface.items() if name not in INTERFACE_KEYWORDS and name != "operations"]
+    found += _values(interface.get("operations"))
+    return [op for op in found if isinstance(op, dict)]
+
+
+def _values(mapping: Any) -> list[Any]:
+    return list(mapping.values()) if isinstance(mapping, dict) else []

@@ -157,6 +157,79 @@ def test_type_playbook_path_resolves_relative_to_the_type_file():
     assert (DATA / "ops" / "types" / "playbooks" / "db_start.yaml").is_file()
 
 
+RETRYING = """\
+    tosca_definitions_version: tosca_simple_yaml_1_3
+    node_types:
+      t.nodes.Flaky:
+        derived_from: tosca.nodes.Root
+        interfaces:
+          Standard:
+            type: tosca.interfaces.node.lifecycle.Standard
+            create: { implementation: noop.yaml, retries: 5 }
+            start: noop.yaml
+    relationship_types:
+      t.relationships.Wired:
+        derived_from: tosca.relationships.ConnectsTo
+    topology_template:
+      relationship_templates:
+        wire:
+          type: t.relationships.Wired
+          interfaces:
+            Configure:
+              add_target: { implementation: noop.yaml, retries: 4, retry_delay: 0 }
+      node_templates:
+        peer: { type: t.nodes.Flaky }
+        flaky:
+          type: t.nodes.Flaky
+          interfaces:
+            Standard:
+              create: { implementation: noop.yaml, retries: 1, retry_delay: 0.5, inputs: { retries: seven } }
+              configure: { implementation: noop.yaml, retry_delay: 2 }
+              start: { retries: 0 }
+          requirements:
+            - dependency:
+                node: peer
+                relationship:
+                  type: tosca.relationships.ConnectsTo
+                  interfaces:
+                    Configure:
+                      pre_configure_source: { implementation: noop.yaml, retries: 3, retry_delay: 1 }
+            - dependency: { node: peer, relationship: wire }
+    """
+
+
+def test_retries_on_operations_of_templates(tmp_path):
+    (tmp_path / "noop.yaml").write_text("- hosts: all\n  tasks: []\n")
+    flaky = load(write(tmp_path, RETRYING)).nodes["flaky"]
+    timing = {key: (op.retries, op.retry_delay) for key, op in flaky.operations.items()}
+    assert timing == {"Standard.create": (1, 0.5), "Standard.configure": (None, 2.0), "Standard.start": (0, None)}
+    assert dict(flaky.operations["Standard.create"].inputs) == {"retries": "seven"}  # an input of that name stays
+    connects, wired = flaky.requirements
+    pre = connects.operations["Configure.pre_configure_source"]
+    assert (pre.retries, pre.retry_delay) == (3, 1.0)
+    add = wired.operations["Configure.add_target"]
+    assert (add.retries, add.retry_delay) == (4, 0.0)
+
+
+@pytest.mark.parametrize(("keys", "place", "message"), [
+    ("retries: two", "retries", "must be a whole number of attempts"),
+    ("retries: -1", "retries", "must be a whole number of attempts"),
+    ("retries: 1.5", "retries", "must be a whole number of attempts"),
+    ("retry_delay: soon", "retry_delay", "must be a number of seconds"),
+    ("retry_delay: -2", "retry_delay", "must be a number of seconds"),
+])
+def test_retries_of_the_wrong_kind(tmp_path, keys, place, message):
+    (tmp_path / "noop.yaml").write_text("- hosts: all\n  tasks: []\n")
+    path = write(tmp_path, RETRYING.replace("retries: 1, retry_delay: 0.5", keys))
+    find(problems_of(path), f"node_templates.flaky.interfaces.Standard.create.{place}", message)
+
+
+def test_other_unknown_keys_on_a_template_operation_are_still_refused(tmp_path):
+    (tmp_path / "noop.yaml").write_text("- hosts: all\n  tasks: []\n")
+    path = write(tmp_path, RETRYING.replace("retries: 1, retry_delay: 0.5", "retires: 1"))
+    find(problems_of(path), "node_templates.flaky", 'unknown field "retires"')
+
+
 # -- the Runnable interface --------------------------------------------------------------------------
 
 
