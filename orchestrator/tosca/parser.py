@@ -15,6 +15,7 @@ from toscaparser.common.exception import ExceptionCollector
 from toscaparser.elements.nodetype import NodeType
 from toscaparser.elements.statefulentitytype import StatefulEntityType
 from toscaparser.tosca_template import ToscaTemplate
+from toscaparser.utils import validateutils
 
 from orchestrator.model import Problem
 
@@ -89,6 +90,18 @@ _PARENT_NODE_TYPE = NodeType.parent_type.fget
 StatefulEntityType.__init__ = lambda self, entitytype, prefix, custom_def=None: _LOOKUPS.find_definition(
     self, entitytype, prefix, custom_def)
 NodeType.parent_type = property(_LOOKUPS.parent_node_type)
+
+_VALIDATE_FLOAT = validateutils.validate_float
+
+
+def _validate_float(value: Any) -> Any:
+    """A TOSCA float takes an integer too (`delay: 1`); tosca-parser's check wants a YAML float."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return _VALIDATE_FLOAT(value)
+
+
+validateutils.validate_float = _validate_float
 
 _TEMPLATE_NAME = re.compile(r'template "([^"]+)"')
 _NOISE = re.compile(r"^\w+(Error|Exception): ")

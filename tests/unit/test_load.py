@@ -769,6 +769,38 @@ def test_workflow_input_with_empty_definition():
         assert topology.workflows["tune"].inputs["level"].type == "string"
 
 
+# -- floats, integers and tosca-parser ------------------------------------------------------------------
+
+FLOATS = """\
+    tosca_definitions_version: tosca_simple_yaml_1_3
+    node_types:
+      t.nodes.Tuned:
+        derived_from: tosca.nodes.Root
+        properties:
+          ratio: { type: float, default: 1 }
+    topology_template:
+      node_templates:
+        tuned:
+          type: t.nodes.Tuned
+          properties: { ratio: RATIO }
+      policies:
+        - retry:
+            type: orch.policies.Retry
+            properties: { failure_retries: 1, delay: 1 }
+    """
+
+
+def test_an_integer_is_a_float(tmp_path):
+    topology = load(write(tmp_path, FLOATS.replace("RATIO", "3")))
+    assert topology.nodes["tuned"].properties["ratio"] == 3
+    assert topology.policies["retry"]["properties"]["delay"] == 1
+
+
+@pytest.mark.parametrize("ratio", ["three", "true", "[3]"])
+def test_a_float_property_still_refuses_what_is_not_a_number(tmp_path, ratio):
+    find(problems_of(write(tmp_path, FLOATS.replace("RATIO", ratio))), None, "is not a float")
+
+
 # -- the same type names in two loads -------------------------------------------------------------------
 
 
