@@ -207,10 +207,6 @@ def test_the_operation_retries_win_over_the_policy(tmp_path):
     assert counter.read_text().splitlines() == ["flaky"]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: `retries`/`retry_delay` on an operation of a node TEMPLATE are refused "
-                   "by tosca-parser ('interfaces of template ... contains unknown field retries'): "
-                   "orchestrator/tosca/loader.py _self_contained hands them to tosca-parser unstripped, while "
-                   "build.py reads them; on a node type's operation they work")
 def test_retries_on_an_operation_of_a_node_template(tmp_path):
     home, counter = tmp_path / "home", tmp_path / "counter"
     topology = failing_topology(tmp_path / "t", operation_keys="retries: 1\nretry_delay: 0.5", on_template=True)
@@ -219,10 +215,6 @@ def test_retries_on_an_operation_of_a_node_template(tmp_path):
     assert counter.read_text().splitlines() == ["flaky"] * 2
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a Retry policy with `delay: 1` (a YAML integer for the float property) is "
-                   "refused with a problem that has no place - '<file>: \"1\" is not a float.' - while the README "
-                   "promises each problem with its place; tosca-parser's message passed through as is "
-                   "(orchestrator/tosca/parser.py), or orch-types' delay could accept integers")
 def test_retry_policy_delay_given_as_an_integer(tmp_path):
     policy = ("  policies:\n    - retry:\n        type: orch.policies.Retry\n"
               "        properties: { failure_retries: 1, delay: 1 }")

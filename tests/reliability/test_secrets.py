@@ -356,9 +356,6 @@ def test_a_run_on_the_controller_leaves_no_secret(local, tmp_path):
     assert not hits, hits
 
 
-@pytest.mark.xfail(strict=True, reason="bug: an input that breaks a constraint is echoed in the error - "
-                   "check_constraints (orchestrator/tosca/inputs.py) says \"value '<the password>' violates "
-                   "constraint min_length\", so a mistyped password is printed on stderr")
 def test_a_secret_input_that_breaks_a_constraint_is_not_echoed(local, tmp_path):
     home, _, digest_dir = local
     constrained = LOCAL_TOPOLOGY.replace("password: { type: string, required: true }",
