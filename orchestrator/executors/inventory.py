@@ -74,13 +74,16 @@ def connection_vars(target: Target) -> dict[str, Any]:
     if target.is_local:
         # the controller's own interpreter: discovery can pick a shim for a Python that is not installed
         return {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
-    ssh_args = ["-o ControlMaster=auto", "-o ControlPersist=120s", "-o IdentitiesOnly=yes",
-                "-o StrictHostKeyChecking=yes", "-o BatchMode=yes", "-o ConnectTimeout=10"]
+    ssh_args = ["-o IdentitiesOnly=yes", "-o StrictHostKeyChecking=yes", "-o BatchMode=yes", "-o ConnectTimeout=10"]
     if target.known_hosts_file:
         ssh_args.append(f"-o UserKnownHostsFile={target.known_hosts_file}")
     result: dict[str, Any] = {
         "ansible_connection": "ssh",
         "ansible_host": target.address,
+        # In place of Ansible's default ssh_args (-C -o ControlMaster=auto -o ControlPersist=60s), which come
+        # first on ssh's command line: ssh keeps an option's first value, so a ControlPersist among the
+        # common args was ignored and a host idle for 60 s got a new connection.
+        "ansible_ssh_args": "-C -o ControlMaster=auto -o ControlPersist=120s",
         "ansible_ssh_common_args": " ".join(ssh_args),
         "ansible_python_interpreter": target.python or "/usr/bin/python3",
     }
