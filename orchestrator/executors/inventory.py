@@ -58,7 +58,8 @@ _InventoryDumper.add_representer(_Unsafe, _unsafe_representer)
 
 def _mark_unsafe(value: Any) -> Any:
     if isinstance(value, str):
-        return _Unsafe(value)
+        # Ansible reads `!unsafe ''` as null; an empty string has nothing to template anyway
+        return _Unsafe(value) if value else value
     if isinstance(value, dict):
         return {k: _mark_unsafe(v) for k, v in value.items()}
     if isinstance(value, list):
