@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 from orchestrator.executors.inventory import (LOCAL_ADDRESSES, OperationRequest, Target, alias_for,
                                               ansible_environment, build_inventory, connection_vars,
-                                              write_inventory)
+                                              master_args, write_inventory)
 from orchestrator.executors.results import OperationResult, TaskEvent, result_from_events
 from orchestrator.scratch import new_private_folder, owner_tag, stale_folders
 
@@ -128,6 +128,7 @@ class AnsibleExecutor:
         self._idle: list[_Worker] = []
         self._all: list[_Worker] = []
         self._lock = threading.Lock()
+        self._master_locks: dict[tuple, threading.Lock] = {}
 
     def run_batch(self, requests: list[OperationRequest], on_event: EventSink | None = None,
                   cancel: threading.Event | None = None, timeout: float | None = None) -> dict[str, OperationResult]:
@@ -162,6 +163,7 @@ class AnsibleExecutor:
                     for task_event in parsed.events:
                         on_event(task_event)
 
+        self._open_masters(requests)
         workdir = Path(tempfile.mkdtemp(prefix="run-", dir=self._runs_dir()))  # under our own 0700 folder
         try:
             inventory = str(workdir / "inventory.yaml")
@@ -173,6 +175,30 @@ class AnsibleExecutor:
             return result_from_events(aliases, events, rc, error or f"exit code {rc}")
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
+
+    def _open_masters(self, requests: list[OperationRequest]) -> None:
+        """Each SSH host's master, opened once, before any Ansible fork connects: with ControlMaster=auto,
+        clients that start together before a master exists each connect on their own."""
+        targets = {(r.target.address, r.target.port, r.target.user): r.target for r in requests
+                   if not r.target.is_local}
+        threads = [threading.Thread(target=self._open_master, args=item) for item in targets.items()]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    def _open_master(self, key: tuple, target: Target) -> None:
+        with self._lock:
+            lock = self._master_locks.setdefault(key, threading.Lock())
+        args = ["ssh", *master_args(target, self.control_dir)]
+        quiet = {"stdin": subprocess.DEVNULL, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL,
+                 "check": False}  # stdio to /dev/null: the master lives on in the background, holding it
+        with lock:
+            try:
+                if subprocess.run([*args, "-O", "check", target.address], timeout=30, **quiet).returncode:
+                    subprocess.run([*args, target.address, "true"], timeout=60, **quiet)
+            except subprocess.TimeoutExpired:
+                pass  # a host that does not answer fails in Ansible's own run, where it is reported and retried
 
     def _run_in_worker(self, playbook: str, inventory: str, handle: Callable[[dict], None],
                        cancel: threading.Event | None, timeout: float | None) -> tuple[int, str | None]:

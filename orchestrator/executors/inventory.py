@@ -71,21 +71,21 @@ def alias_for(step_id: str) -> str:
     return "op_" + re.sub(r"[^A-Za-z0-9_]", "_", step_id)
 
 
+MASTER_OPTIONS = ("ControlMaster=auto", "ControlPersist=120s")
+
+
 def connection_vars(target: Target) -> dict[str, Any]:
     if target.is_local:
         # the controller's own interpreter: discovery can pick a shim for a Python that is not installed
         return {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
-    ssh_args = ["-o IdentitiesOnly=yes", "-o StrictHostKeyChecking=yes", "-o BatchMode=yes", "-o ConnectTimeout=10"]
-    if target.known_hosts_file:
-        ssh_args.append(f"-o UserKnownHostsFile={target.known_hosts_file}")
     result: dict[str, Any] = {
         "ansible_connection": "ssh",
         "ansible_host": target.address,
         # In place of Ansible's default ssh_args (-C -o ControlMaster=auto -o ControlPersist=60s), which come
         # first on ssh's command line: ssh keeps an option's first value, so a ControlPersist among the
         # common args was ignored and a host idle for 60 s got a new connection.
-        "ansible_ssh_args": "-C -o ControlMaster=auto -o ControlPersist=120s",
-        "ansible_ssh_common_args": " ".join(ssh_args),
+        "ansible_ssh_args": "-C " + " ".join(f"-o {o}" for o in MASTER_OPTIONS),
+        "ansible_ssh_common_args": " ".join(f"-o {o}" for o in _common_options(target)),
         "ansible_python_interpreter": target.python or "/usr/bin/python3",
     }
     if target.user:
@@ -114,6 +114,7 @@ def ansible_environment(control_dir: str, forks: int) -> dict[str, str]:
         "ANSIBLE_HOST_KEY_CHECKING": "True",
         "ANSIBLE_PIPELINING": "True",
         "ANSIBLE_SSH_CONTROL_PATH_DIR": control_dir,
+        "ANSIBLE_SSH_CONTROL_PATH": "%(directory)s/%%C",  # ssh's own hash, so that master_args() finds it
         "ANSIBLE_SSH_RETRIES": "0",
         "ANSIBLE_FORKS": str(forks),
         "ANSIBLE_RETRY_FILES_ENABLED": "False",
@@ -134,3 +135,22 @@ def write_inventory(path: str, requests: list[OperationRequest]) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
         yaml.dump(build_inventory(requests), f, Dumper=_InventoryDumper)
+
+
+def _common_options(target: Target) -> list[str]:
+    options = ["IdentitiesOnly=yes", "StrictHostKeyChecking=yes", "BatchMode=yes", "ConnectTimeout=10"]
+    if target.known_hosts_file:
+        options.append(f"UserKnownHostsFile={target.known_hosts_file}")
+    return options
+
+
+def master_args(target: Target, control_dir: str) -> list[str]:
+    """ssh options that reach target's ControlPersist master exactly as Ansible's runs do."""
+    options = [*MASTER_OPTIONS, f"ControlPath={control_dir}/%C", *_common_options(target)]
+    if target.port:
+        options.append(f"Port={int(target.port)}")
+    if target.user:
+        options.append(f"User={target.user}")
+    if target.key_file:
+        options.append(f"IdentityFile={target.key_file}")
+    return [arg for option in options for arg in ("-o", option)]
