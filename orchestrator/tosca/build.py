@@ -5,6 +5,7 @@ playbooks, dangling requirements, requirement cycles and malformed function call
 from __future__ import annotations
 
 import os
+import re
 from typing import Any, Mapping
 
 import networkx as nx
@@ -18,20 +19,24 @@ DEFAULT_RELATIONSHIP = "tosca.relationships.DependsOn"
 NORMATIVE_INTERFACES = {"Standard": "tosca.interfaces.node.lifecycle.Standard",
                         "Configure": "tosca.interfaces.relationship.Configure",
                         "Runnable": "tosca.interfaces.node.lifecycle.Runnable"}
+OPERATION_HOSTS = ("SELF", "HOST", "SOURCE", "TARGET", "ORCHESTRATOR")
 
 
 class NodeBuilder:
     """Turns raw node templates into `NodeTemplate`s, collecting problems instead of stopping."""
 
     def __init__(self, registry: TypeRegistry, file_name: str, base_dir: str,
-                 relationship_templates: Mapping[str, Any], known_inputs: set[str]):
+                 relationship_templates: Mapping[str, Any], known_inputs: set[str], confine: str | None = None):
         self.registry = registry
+        self.confine = os.path.realpath(confine) if confine is not None else None  # a CSAR's folder
         self.file = file_name
         self.base_dir = base_dir
         self.relationship_templates = relationship_templates
         self.known_inputs = known_inputs
         self.problems: list[Problem] = []
         self.node_names: set[str] = set()
+        self.raw_nodes: Mapping[str, Any] = {}
+        self.current_node: str | None = None  # SELF while a node template is built
         # per type or per file, not per node template: thousands of templates share a few of each
         self._capability_defaults: dict[str, dict[str, dict[str, Any]]] = {}
         self._allowed_operations: dict[tuple[str, str], set[str]] = {}
@@ -42,6 +47,7 @@ class NodeBuilder:
 
     def build_all(self, raw_nodes: Mapping[str, Any]) -> dict[str, NodeTemplate]:
         self.node_names = set(raw_nodes)
+        self.raw_nodes = raw_nodes
         nodes: dict[str, NodeTemplate] = {}
         for name, raw in raw_nodes.items():
             place = f"node_templates.{name}"
@@ -59,6 +65,8 @@ class NodeBuilder:
         if not self.registry.knows(type_name):
             self.problem(f"{place}.type", f"unknown node type '{raw['type']}' (is its type file imported?)")
             return None
+        self.current_node = name
+        self.check_property_types(type_name, raw.get("properties"), f"{place}.properties")
         self.check_functions(raw.get("properties"), f"{place}.properties")
         self.check_functions(raw.get("attributes"), f"{place}.attributes")
         properties = self.defaults(type_name, "properties")
@@ -128,6 +136,15 @@ class NodeBuilder:
             if target == node:
                 self.problem(where, f"requirement '{req_name}' targets the node itself")
                 continue
+            missing = self.missing_capability(value.get("capability") or declared.get(req_name, {}).get("capability"),
+                                              target)
+            if missing:
+                self.problem(where, f"requirement '{req_name}' targets node '{target}', which offers no "
+                                    f"capability of type '{missing}'")
+                continue
+            if "node_filter" in value and not _node_filter_shape_ok(value["node_filter"]):
+                self.problem(f"{where}.node_filter", "node_filter must be a mapping of 'properties' and/or "
+                                                     "'capabilities' (lists of one-key mappings)")
             rel_type, rel_ifaces, rel_props = self.relationship_of(value.get("relationship"),
                                                                    declared.get(req_name, {}), where)
             if not self.registry.knows(rel_type):
@@ -137,6 +154,23 @@ class NodeBuilder:
             result.append(Requirement(req_name, target, rel_type, self.registry.lineage(rel_type),
                                       operations, rel_props))
         return tuple(result)
+
+    def missing_capability(self, capability: Any, target: str) -> str | None:
+        """The capability type a requirement asks for when the target offers none of it (else None)."""
+        raw = self.raw_nodes.get(target)
+        target_type = raw.get("type") if isinstance(raw, dict) else None
+        if not isinstance(capability, str) or not isinstance(target_type, str):
+            return None
+        target_type = self.registry.full_name(target_type)
+        wanted = self.registry.full_name(capability, "capability_types")
+        if not self.registry.knows(wanted) or not self.registry.knows(target_type):
+            return None  # an unknown type is reported elsewhere
+        for cap_name, definition in self.registry.merged_section(target_type, "capabilities").items():
+            cap_type = definition.get("type") if isinstance(definition, dict) else definition
+            if cap_name == capability or (isinstance(cap_type, str) and wanted in self.registry.lineage(
+                    self.registry.full_name(cap_type, "capability_types"))):
+                return None
+        return capability
 
     def relationship_of(self, raw: Any, declared: Mapping[str, Any], where: str):
         """(type, interface assignments, properties) of a requirement's relationship."""
@@ -177,11 +211,15 @@ class NodeBuilder:
                 if allowed and op_name not in allowed and op_name not in ops:
                     self.problem(f"{where}.{op_name}", f"interface '{short}' has no operation '{op_name}'")
                     continue
-                ops[op_name] = merge_operation(ops.get(op_name, {}), absolutize_operation(op, self.base_dir))
+                op = absolutize_operation(op, self.base_dir)
+                if self.confine is not None:
+                    self.check_confined(op, f"{where}.{op_name}")
+                ops[op_name] = merge_operation(ops.get(op_name, {}), op)
         result: dict[str, Operation] = {}
         for short, ops in merged.items():
             for op_name, op in ops.items():
-                operation = self.operation(short, op_name, op, f"{place}.interfaces.{short}.{op_name}")
+                operation = self.operation(short, op_name, op, f"{place}.interfaces.{short}.{op_name}",
+                                           default_iface == "Configure")
                 if operation is not None:
                     result[operation.key] = operation
         return result
@@ -202,7 +240,8 @@ class NodeBuilder:
                     break
         return self.registry.interface_type_operations(interface_type) if interface_type else set()
 
-    def operation(self, short: str, name: str, raw: Mapping[str, Any], where: str) -> Operation | None:
+    def operation(self, short: str, name: str, raw: Mapping[str, Any], where: str,
+                  in_relationship: bool = False) -> Operation | None:
         impl = raw.get("implementation")
         dependencies: tuple[str, ...] = ()
         operation_host = None
@@ -218,6 +257,16 @@ class NodeBuilder:
             return None
         if impl and impl.endswith((".yml", ".yaml")) and not self.is_file(impl):
             self.problem(where, f"playbook '{impl}' does not exist")
+        elif impl and not impl.endswith((".yml", ".yaml")):
+            missing = "" if self.is_file(impl) else " and does not exist"
+            self.problem(where, f"implementation '{impl}' is not an Ansible playbook (.yml/.yaml){missing}; "
+                                "orch runs only playbooks")
+        operation_host = operation_host or raw.get("operation_host")
+        if operation_host is not None and operation_host not in OPERATION_HOSTS:
+            self.problem(where, f"operation_host '{operation_host}' is not one of {', '.join(OPERATION_HOSTS)}")
+        timeout = timeout if timeout is not None else raw.get("timeout")
+        if timeout is not None and not (_number(timeout) is not None and timeout > 0):
+            self.problem(f"{where}.timeout", f"timeout must be a number of seconds (more than 0), not {timeout!r}")
         inputs = raw.get("inputs") or {}
         if not isinstance(inputs, dict):
             self.problem(f"{where}.inputs", "must be a mapping")
@@ -226,20 +275,24 @@ class NodeBuilder:
         inputs = {k: (v.get("default") if isinstance(v, dict) and "type" in v and "default" in v else v)
                   for k, v in inputs.items()
                   if not (isinstance(v, dict) and "type" in v and "default" not in v)}
-        self.check_functions(inputs, f"{where}.inputs")
+        self.check_functions(inputs, f"{where}.inputs", in_relationship)
         retries, retry_delay = raw.get("retries"), raw.get("retry_delay")
         if retries is not None and not (_int(retries) is not None and retries >= 0):
             self.problem(f"{where}.retries", "must be a whole number of attempts after the first (0 or more)")
         if retry_delay is not None and not (_number(retry_delay) is not None and retry_delay >= 0):
             self.problem(f"{where}.retry_delay", "must be a number of seconds (0 or more)")
-        return Operation(short, name, impl or None, inputs, dependencies,
-                         operation_host or raw.get("operation_host"),
-                         _number(timeout or raw.get("timeout")), _int(retries), _number(retry_delay))
+        return Operation(short, name, impl or None, inputs, dependencies, operation_host,
+                         _number(timeout), _int(retries), _number(retry_delay))
 
     def artifacts(self, type_name: str, raw: Any, place: str) -> dict[str, Artifact]:
         merged = self.registry.merged_section(type_name, "artifacts")
         if isinstance(raw, dict):
             merged.update({k: absolutize_artifact(v, self.base_dir) for k, v in raw.items()})
+            for k in raw if self.confine is not None else ():
+                file = merged[k].get("file") if isinstance(merged[k], dict) else merged[k]
+                if isinstance(file, str) and "://" not in file and not _inside(file, self.confine):
+                    self.problem(f"{place}.artifacts.{k}",
+                                 f"'{file}' leaves the archive; a CSAR's template may name only its own files")
         result: dict[str, Artifact] = {}
         for name, value in merged.items():
             value = value if isinstance(value, dict) else {"file": value}
@@ -251,6 +304,20 @@ class NodeBuilder:
             result[name] = Artifact(name, str(value.get("type", "tosca.artifacts.File")), value["file"],
                                     value.get("deploy_path"))
         return result
+
+    def check_confined(self, op: Mapping[str, Any], where: str) -> None:
+        """A CSAR's template names only files the archive carries."""
+        impl = op.get("implementation")
+        paths = [impl] if isinstance(impl, str) else []
+        if isinstance(impl, dict):
+            primary = impl.get("primary")
+            primary = primary.get("file") if isinstance(primary, dict) else primary
+            paths += [primary] if isinstance(primary, str) else []
+            dependencies = impl.get("dependencies")
+            paths += [d for d in dependencies if isinstance(d, str)] if isinstance(dependencies, list) else []
+        for path in paths:
+            if "://" not in path and not _inside(path, self.confine):
+                self.problem(where, f"'{path}' leaves the archive; a CSAR's template may name only its own files")
 
     def is_file(self, path: str) -> bool:
         return self._path_kind(path) == "file"
@@ -264,11 +331,53 @@ class NodeBuilder:
             self._path_kinds[path] = ("file" if os.path.isfile(path) else "other") if os.path.exists(path) else None
         return self._path_kinds[path]
 
-    def check_functions(self, value: Any, place: str) -> None:
+    def check_functions(self, value: Any, place: str, in_relationship: bool = False) -> None:
+        """in_relationship: the value is in a relationship's operation (SELF is the relationship, and SOURCE
+        and TARGET mean something); else SELF is the node being built."""
         for path, name, args in iter_functions(value):
-            message = check_call(name, args, self.known_inputs, self.node_names)
+            message = (check_call(name, args, self.known_inputs, self.node_names, in_relationship=in_relationship)
+                       or self.check_reference(name, args, in_relationship))
             if message:
                 self.problem(f"{place}.{path}" if path else place, message)
+
+    def check_property_types(self, type_name: str, values: Any, place: str) -> None:
+        """Literal property values of the plainly wrong kind for their declared type (tosca-parser reports
+        these too, but naming neither the template nor the property). Values are never shown."""
+        if not isinstance(values, dict):
+            return
+        definitions = self.registry.merged_section(type_name, "properties")
+        for prop, value in values.items():
+            definition = definitions.get(prop)
+            problem = value_kind_problem(value, definition.get("type")) if isinstance(definition, dict) else None
+            if problem:
+                self.problem(f"{place}.{prop}", problem)
+
+    def check_reference(self, name: str, args: Any, in_relationship: bool) -> str | None:
+        """A get_property or get_artifact of a node known at load time (SELF or a node's name) names
+        something that node has."""
+        if name not in ("get_property", "get_artifact") or not isinstance(args, list) or len(args) < 2:
+            return None
+        node = self.current_node if args[0] == "SELF" and not in_relationship else args[0]
+        raw = self.raw_nodes.get(node) if isinstance(node, str) else None
+        if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
+            return None
+        type_name = self.registry.full_name(raw["type"])
+        if not self.registry.knows(type_name):
+            return None
+        if name == "get_artifact":
+            known = set(self.registry.merged_section(type_name, "artifacts"))
+            known |= set(raw["artifacts"]) if isinstance(raw.get("artifacts"), dict) else set()
+            what = "artifact"
+        else:
+            known = set(self.registry.merged_section(type_name, "properties"))
+            known |= set(raw["properties"]) if isinstance(raw.get("properties"), dict) else set()
+            known |= set(self.registry.merged_section(type_name, "capabilities"))
+            known |= set(self.registry.requirement_definitions(type_name))
+            what = "property"
+        if args[1] in known:
+            return None
+        listed = ", ".join(sorted(map(str, known))) if what == "artifact" else ""
+        return f"{name}: node '{node}' has no {what} '{args[1]}'" + (f" (it has: {listed})" if listed else "")
 
     def check_requirement_cycles(self, nodes: Mapping[str, NodeTemplate]) -> None:
         graph = nx.DiGraph()
@@ -282,6 +391,49 @@ class NodeBuilder:
         names = [edge[0] for edge in cycle] + [cycle[0][0]]
         self.problem(f"node_templates.{names[0]}.requirements",
                      "requirement cycle: " + " -> ".join(names))
+
+
+_INTEGER_TEXT = re.compile(r"^[-+]?(0|[1-9][0-9]*|0[xX][0-9a-fA-F]+|0[oO]?[0-7]+)$")
+_FLOAT_TEXT = re.compile(r"^[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$")
+
+
+def value_kind_problem(value: Any, type_name: Any) -> str | None:
+    """Why a literal value cannot be of a TOSCA primitive type (integer, float, boolean, list, map), or None.
+    Functions, other types and anything tosca-parser might still read as the type are left alone."""
+    if value is None or (isinstance(value, dict) and len(value) == 1 and isinstance(next(iter(value)), str)
+                         and next(iter(value)).startswith(("get_", "concat", "join", "token"))):
+        return None
+    if type_name == "integer":
+        ok = (isinstance(value, int) and not isinstance(value, bool)) \
+            or (isinstance(value, str) and _INTEGER_TEXT.match(value.strip()) is not None)
+        return None if ok else "is not an integer"
+    if type_name == "float":
+        ok = (isinstance(value, (int, float)) and not isinstance(value, bool)) \
+            or (isinstance(value, str) and _FLOAT_TEXT.match(value.strip()) is not None)
+        return None if ok else "is not a float"
+    if type_name == "boolean" and isinstance(value, (list, dict)):
+        return "is not a boolean"
+    if type_name == "list" and not isinstance(value, list):
+        return "is not a list"
+    if type_name == "map" and not isinstance(value, dict):
+        return "is not a map"
+    return None
+
+
+def _node_filter_shape_ok(node_filter: Any) -> bool:
+    """TOSCA's node_filter: {properties: [{name: constraint(s)}], capabilities: [{name: {properties: [...]}}]}."""
+    if node_filter is None:
+        return True
+    if not isinstance(node_filter, dict) or not set(node_filter) <= {"properties", "capabilities"}:
+        return False
+    return all(isinstance(node_filter.get(key, []), list)
+               and all(isinstance(entry, dict) and len(entry) == 1 for entry in node_filter.get(key) or [])
+               for key in ("properties", "capabilities"))
+
+
+def _inside(path: str, folder: str) -> bool:
+    """Whether an (absolute, normalized) path is the folder or below it."""
+    return os.path.commonpath([os.path.abspath(path), folder]) == folder
 
 
 def _number(value: Any) -> float | None:

@@ -20,31 +20,46 @@ def is_csar(path: str | Path) -> bool:
 
 
 @contextlib.contextmanager
-def unpacked(path: str | Path) -> Iterator[tuple[Path | None, list[Problem]]]:
-    """Yield (entry template path, problems); the folder is removed when the block ends."""
+def unpacked(path: str | Path) -> Iterator[tuple[Path, Path | None, list[Problem]]]:
+    """Yield (the folder, entry template path, problems); the folder is removed when the block ends."""
     name = str(path)
     tmp = Path(tempfile.mkdtemp(prefix="orch-csar-"))
     try:
-        yield _unpack(Path(path), name, tmp)
+        yield (tmp, *_unpack(Path(path), name, tmp))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def unpack_into(path: Path, directory: Path) -> tuple[Path | None, list[Problem]]:
-    """Unpack for keeps (a deployment's own copy of its CSAR): into a fresh folder beside it, which
-    replaces the old copy only once the archive was accepted."""
+def unpack_beside(path: Path, directory: Path) -> tuple[Path | None, Path | None, list[Problem]]:
+    """Unpack for keeps (a deployment's own copy of its CSAR), first into a fresh folder beside `directory`:
+    (fresh folder, entry template in it, problems). The caller validates the template there and then
+    either `swap_in`s the folder or `discard`s it, so that a refused archive changes nothing."""
     directory.parent.mkdir(parents=True, exist_ok=True)
     fresh = Path(tempfile.mkdtemp(prefix=".csar-", dir=directory.parent))
     entry, problems = _unpack(path, str(path), fresh)
     if problems or entry is None:
-        shutil.rmtree(fresh, ignore_errors=True)
+        discard(fresh, directory)
+        return None, None, problems
+    return fresh, entry, []
+
+
+def discard(fresh: Path, directory: Path) -> None:
+    """Remove a fresh unpacked folder, and the deployment's folder too if that leaves it empty."""
+    shutil.rmtree(fresh, ignore_errors=True)
+    with contextlib.suppress(OSError):
         if not any(directory.parent.iterdir()):
             directory.parent.rmdir()
-        return None, problems
+
+
+def swap_in(fresh: Path, directory: Path) -> None:
+    """The accepted folder replaces the deployment's previous copy."""
     if directory.exists():
-        shutil.rmtree(directory)
-    fresh.rename(directory)
-    return directory / entry.relative_to(fresh), []
+        old = Path(tempfile.mkdtemp(prefix=".csar-old-", dir=directory.parent))
+        directory.rename(old / "csar")
+        fresh.rename(directory)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        fresh.rename(directory)
 
 
 def _unpack(path: Path, name: str, into: Path) -> tuple[Path | None, list[Problem]]:

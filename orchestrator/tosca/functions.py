@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping
 
@@ -30,9 +31,19 @@ def as_function(value: Any) -> tuple[str, Any] | None:
     return None
 
 
+def _unknown_call(value: Any) -> tuple[str, Any] | None:
+    """A one-key mapping whose key looks like a function that does not exist (get_attributes: a typo)."""
+    if isinstance(value, dict) and len(value) == 1:
+        name, args = next(iter(value.items()))
+        if isinstance(name, str) and name.startswith("get_") and name not in FUNCTIONS:
+            return name, args
+    return None
+
+
 def iter_functions(value: Any, path: str = "") -> Iterator[tuple[str, str, Any]]:
-    """Every function call inside a value: (path, name, args)."""
-    call = as_function(value)
+    """Every function call inside a value: (path, name, args); also calls of functions that do not exist
+    (a one-key mapping whose key starts with get_), which check_call reports."""
+    call = as_function(value) or _unknown_call(value)
     if call:
         yield path, call[0], call[1]
         args = call[1] if isinstance(call[1], list) else [call[1]]
@@ -46,8 +57,16 @@ def iter_functions(value: Any, path: str = "") -> Iterator[tuple[str, str, Any]]
             yield from iter_functions(v, f"{path}[{i}]")
 
 
-def check_call(name: str, args: Any, known_inputs: set[str], node_names: set[str]) -> str | None:
-    """Why a function call is malformed, or None."""
+def check_call(name: str, args: Any, known_inputs: set[str], node_names: set[str], *,
+               in_relationship: bool | None = None) -> str | None:
+    """Why a function call is malformed, or None. in_relationship: whether the call is in a relationship's
+    operation, where SOURCE and TARGET mean something (None: not known, not checked)."""
+    if name not in FUNCTIONS:
+        near = difflib.get_close_matches(name, sorted(FUNCTIONS), n=1)
+        return f"unknown function '{name}'" + (f" (did you mean '{near[0]}'?)" if near else "")
+    if (in_relationship is False and isinstance(args, list) and args and args[0] in ("SOURCE", "TARGET")
+            and name in ("get_property", "get_attribute", "get_artifact", "get_operation_output")):
+        return f"{name} uses {args[0]}, which only means something in a relationship's operations"
     if name == "get_input":
         key = args[0] if isinstance(args, list) and args else args
         if not isinstance(key, str):

@@ -3,6 +3,7 @@ and remote imports are refused before tosca-parser would fetch them."""
 
 from __future__ import annotations
 
+import os
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,7 @@ from orchestrator.model import Problem
 from orchestrator.tosca.yamlio import parse_yaml_text, read_yaml
 
 REMOTE_PREFIXES = ("http://", "https://")
+SUPPORTED_VERSIONS = ("tosca_simple_yaml_1_0", "tosca_simple_yaml_1_2", "tosca_simple_yaml_1_3")
 SHIPPED_TYPES = Path(__file__).resolve().parents[2] / "tosca_types"
 ORCH_TYPES_FILE = SHIPPED_TYPES / "orch-types.yaml"
 
@@ -38,8 +40,10 @@ def import_location(entry: Any) -> str | None:
     return None
 
 
-def collect_imports(document: dict, template_file: str, allow_remote: bool) -> tuple[list[ImportedFile], list[Problem]]:
-    """Read the template's imports, depth first, each file once. Returns them in load order."""
+def collect_imports(document: dict, template_file: str, allow_remote: bool,
+                    confine: str | None = None) -> tuple[list[ImportedFile], list[Problem]]:
+    """Read the template's imports, depth first, each file once. Returns them in load order.
+    confine: the folder a CSAR was unpacked into; a local import must not leave it."""
     seen: set[str] = set()
     files: list[ImportedFile] = []
     problems: list[Problem] = []
@@ -54,6 +58,12 @@ def collect_imports(document: dict, template_file: str, allow_remote: bool) -> t
             location = import_location(entry)
             if location is None:
                 problems.append(Problem(owner, place, f"cannot tell which file this import names: {entry!r}"))
+                continue
+            if confine is not None and not location.startswith(REMOTE_PREFIXES) \
+                    and not owner.startswith(REMOTE_PREFIXES) \
+                    and not _inside(os.path.realpath(Path(owner).parent / location), confine):
+                problems.append(Problem(owner, place, f"imported file '{location}' leaves the archive; "
+                                        "a CSAR's imports must be files it carries"))
                 continue
             resolved, doc_or_none, entry_problems = _read_import(location, owner, place, allow_remote)
             problems.extend(entry_problems)
@@ -100,4 +110,13 @@ def _as_types_document(doc: Any, name: str, problems: list[Problem]) -> dict | N
     if not isinstance(doc, dict):
         problems.append(Problem(name, "", "an imported file must be a YAML mapping of type definitions"))
         return None
+    version = doc.get("tosca_definitions_version")
+    if version is not None and version not in SUPPORTED_VERSIONS:
+        problems.append(Problem(name, "tosca_definitions_version",
+                                f"'{version}' is not supported; use one of {', '.join(SUPPORTED_VERSIONS)}"))
+        return None
     return doc
+
+
+def _inside(path: str, folder: str) -> bool:
+    return os.path.commonpath([path, folder]) == folder

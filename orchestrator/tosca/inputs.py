@@ -4,7 +4,7 @@ only warns about or ignores)."""
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from orchestrator.model import InputDefinition, Problem
 from orchestrator.tosca.functions import as_function
@@ -13,7 +13,9 @@ _SCALARS = {"string", "integer", "float", "boolean", "timestamp", "version", "sc
             "scalar-unit.time", "scalar-unit.frequency", "scalar-unit.bitrate"}
 
 
-def parse_input_definitions(raw: Any, file_name: str, where: str) -> tuple[dict[str, InputDefinition], list[Problem]]:
+def parse_input_definitions(raw: Any, file_name: str, where: str, known_data_type: Callable[[str], bool] | None = None
+                            ) -> tuple[dict[str, InputDefinition], list[Problem]]:
+    """known_data_type: whether a type name that is not a TOSCA primitive names a data type (None: any)."""
     if raw is None:
         return {}, []
     if not isinstance(raw, dict):
@@ -31,6 +33,20 @@ def parse_input_definitions(raw: Any, file_name: str, where: str) -> tuple[dict[
             problems.append(Problem(file_name, f"{where}.{name}.constraints",
                                     "must be a list of one-key constraint clauses"))
             constraints = []
+        type_name = spec.get("type", "string")
+        if not isinstance(type_name, str) or not (type_name in _SCALARS or type_name in ("list", "map")
+                                                  or known_data_type is None or known_data_type(type_name)):
+            problems.append(Problem(file_name, f"{where}.{name}.type", f"unknown type '{type_name}' (a TOSCA "
+                                    "type such as string, integer, float, boolean, list, map, or a data type)"))
+        for clause in constraints:
+            (operator, bound), = clause.items()
+            if operator == "pattern":
+                try:
+                    re.compile(str(bound))
+                except re.error as exc:
+                    problems.append(Problem(file_name, f"{where}.{name}.constraints",
+                                            f"pattern {bound!r} is not a valid regular expression ({exc})"))
+        constraints = [c for c in constraints if next(iter(c)) != "pattern" or _compiles(next(iter(c.values())))]
         definitions[name] = InputDefinition(
             name=name,
             type=str(spec.get("type", "string")),
@@ -41,6 +57,14 @@ def parse_input_definitions(raw: Any, file_name: str, where: str) -> tuple[dict[
             description=str(spec.get("description", "")),
         )
     return definitions, problems
+
+
+def _compiles(pattern: Any) -> bool:
+    try:
+        re.compile(str(pattern))
+    except re.error:
+        return False
+    return True
 
 
 def resolve_input_values(definitions: Mapping[str, InputDefinition], given: Mapping[str, Any],
@@ -98,8 +122,17 @@ def coerce(value: Any, type_name: str) -> tuple[Any, str | None]:
         if type_name == "map":
             return (value, None) if isinstance(value, dict) else (value, _not_a(type_name, value))
         if type_name in _SCALARS:
-            return (str(value) if not isinstance(value, (dict, list)) else value), (
-                None if not isinstance(value, (dict, list)) else _not_a(type_name, value))
+            if isinstance(value, (dict, list)) or (type_name != "string" and isinstance(value, bool)):
+                return value, _not_a(type_name, value)
+            text = str(value)
+            # checked here, not by tosca-parser, whose messages show the value (an input may be a secret)
+            if type_name in _UNITS:
+                match = _SCALAR.match(text)
+                if not match or match.group(2).lower() not in _UNITS[type_name]:
+                    return value, _not_a(type_name, value)
+            if type_name == "version" and not _VERSION.match(text):
+                return value, _not_a(type_name, value)
+            return text, None
     except (TypeError, ValueError):
         return value, _not_a(type_name, value)
     return value, None  # a data type: checked by tosca-parser
@@ -121,6 +154,7 @@ _UNITS = {
     "scalar-unit.bitrate": {"bps": 1, "kbps": 1e3, "kibps": 2**10, "mbps": 1e6, "mibps": 2**20, "gbps": 1e9,
                             "gibps": 2**30, "tbps": 1e12, "tibps": 2**40},
 }
+_VERSION = re.compile(r"^[0-9]+(\.[0-9]+)?(\.[0-9]+)?(\.[0-9A-Za-z]+)?(-[0-9]+)?$")
 _SCALAR = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([A-Za-z]+)\s*$")
 
 

@@ -13,17 +13,16 @@ from typing import Any, Iterator, Mapping
 
 from orchestrator.model import LoadError, Problem, Topology
 from orchestrator.tosca import csar
-from orchestrator.tosca.build import NodeBuilder
+from orchestrator.tosca.build import NodeBuilder, value_kind_problem
 from orchestrator.tosca.functions import check_call, iter_functions
 from orchestrator.tosca.gcpause import paused_gc
-from orchestrator.tosca.imports import collect_imports
+from orchestrator.tosca.imports import SUPPORTED_VERSIONS, collect_imports
 from orchestrator.tosca.inputs import parse_input_definitions, resolve_input_values
 from orchestrator.tosca.parser import check_with_tosca_parser
-from orchestrator.tosca.types import INTERFACE_KEYWORDS, TYPE_SECTIONS, TypeRegistry
+from orchestrator.tosca.types import INTERFACE_KEYWORDS, TYPE_SECTIONS, TypeRegistry, type_definition_problems
 from orchestrator.tosca.workflows import parse_workflows
 from orchestrator.tosca.yamlio import read_yaml
 
-SUPPORTED_VERSIONS = ("tosca_simple_yaml_1_0", "tosca_simple_yaml_1_2", "tosca_simple_yaml_1_3")
 TOPOLOGY_KEYS = {"description", "inputs", "node_templates", "relationship_templates", "outputs", "groups",
                  "policies", "substitution_mappings", "workflows"}
 ORCH_OPERATION_KEYS = ("retries", "retry_delay")
@@ -54,14 +53,24 @@ def _load(path: str | Path, name: str, inputs: Mapping[str, Any] | None, allow_r
           unpack_dir: str | Path | None) -> Topology:
     if csar.is_csar(name):
         if unpack_dir is not None:
-            entry, problems = csar.unpack_into(Path(path), Path(unpack_dir))
-            if problems:
+            # validated in a fresh folder first: a refused archive must leave the deployed files as they were
+            directory = Path(unpack_dir)
+            fresh, entry, problems = csar.unpack_beside(Path(path), directory)
+            if problems or fresh is None or entry is None:
                 raise LoadError(problems)
-            return _load_template(entry, name, inputs or {}, allow_remote_imports)
-        with csar.unpacked(path) as (entry, problems):
-            if problems:
+            try:
+                _load_template(entry, name, inputs or {}, allow_remote_imports, fresh)
+            except BaseException:
+                csar.discard(fresh, directory)
+                raise
+            csar.swap_in(fresh, directory)
+            # read again where it stays: the model's paths (playbooks, artifacts) point into the folder
+            return _load_template(directory / entry.relative_to(fresh), name, inputs or {}, allow_remote_imports,
+                                  directory)
+        with csar.unpacked(path) as (root, entry, problems):
+            if problems or entry is None:
                 raise LoadError(problems)
-            return _load_template(entry, name, inputs or {}, allow_remote_imports)
+            return _load_template(entry, name, inputs or {}, allow_remote_imports, root)
     return _load_template(Path(path), name, inputs or {}, allow_remote_imports)
 
 
@@ -75,7 +84,8 @@ def validate(path: str | Path, inputs: Mapping[str, Any] | None = None, *,
 
 
 def _load_template(template: Path, given_path: str, given_inputs: Mapping[str, Any],
-                   allow_remote: bool) -> Topology:
+                   allow_remote: bool, archive_root: Path | None = None) -> Topology:
+    """archive_root: the folder a CSAR was unpacked into, which its template's files must not leave."""
     file_name = str(template) if given_path == str(template) else f"{given_path}!{template.name}"
     document, problems = read_yaml(template, "template")
     if problems:
@@ -88,9 +98,19 @@ def _load_template(template: Path, given_path: str, given_inputs: Mapping[str, A
     topology_raw = dict(document.get("topology_template") or {})
     workflows_raw = topology_raw.pop("workflows", None)
 
-    imported, problems = collect_imports(document, template_file, allow_remote)
+    confine = os.path.realpath(archive_root) if archive_root is not None else None
+    def shown(location: str) -> str:
+        """A file as the user knows it: inside a CSAR, by the archive's name and its path in it."""
+        if location == template_file:
+            return file_name
+        if confine is not None and not location.startswith(("http://", "https://")) \
+                and os.path.commonpath([location, confine]) == confine:
+            return f"{given_path}!{os.path.relpath(location, confine)}"
+        return location
+
+    imported, problems = collect_imports(document, template_file, allow_remote, confine)
     if problems:
-        raise LoadError(problems)
+        raise LoadError([Problem(shown(p.file), p.place, p.message) for p in problems])
     registry = TypeRegistry.build([(f.document, os.path.dirname(f.location)) for f in imported]
                                   + [(document, base_dir)])
     loops = registry.derivation_loops()
@@ -98,15 +118,22 @@ def _load_template(template: Path, given_path: str, given_inputs: Mapping[str, A
         raise LoadError([Problem(file_name, f"types.{name}", "derived_from loop: " + " -> ".join(loop))
                          for name, loop in loops.items()])
 
-    definitions, problems = parse_input_definitions(topology_raw.get("inputs"), file_name,
-                                                    "topology_template.inputs")
+    problems = [Problem(shown(owner), place, message)
+                for owner, doc in [(f.location, f.document) for f in imported] + [(template_file, document)]
+                for place, message in type_definition_problems(doc, registry)]
+    def known_data_type(name: str) -> bool:
+        return registry.knows(registry.full_name(name, "data_types"))
+
+    definitions, input_problems = parse_input_definitions(topology_raw.get("inputs"), file_name,
+                                                          "topology_template.inputs", known_data_type)
+    problems += input_problems
     input_values, value_problems = resolve_input_values(definitions, given_inputs, file_name,
                                                         "topology_template.inputs")
     problems += value_problems
 
     workflow_input_names = _workflow_input_names(workflows_raw)
     builder = NodeBuilder(registry, file_name, base_dir, topology_raw.get("relationship_templates") or {},
-                          set(definitions) | workflow_input_names)
+                          set(definitions) | workflow_input_names, confine)
     raw_nodes = topology_raw.get("node_templates")
     if not isinstance(raw_nodes, dict) or not raw_nodes:
         problems.append(Problem(file_name, "topology_template.node_templates", "needs at least one node template"))
@@ -114,10 +141,14 @@ def _load_template(template: Path, given_path: str, given_inputs: Mapping[str, A
     nodes = builder.build_all(raw_nodes)
     problems += builder.problems
 
-    workflows, workflow_problems = parse_workflows(workflows_raw, nodes, file_name)
+    workflows, workflow_problems = parse_workflows(workflows_raw, nodes, file_name, known_data_type)
     problems += workflow_problems
     outputs = _outputs(topology_raw.get("outputs"), file_name, set(definitions) | workflow_input_names, set(nodes),
                        problems)
+    groups = topology_raw.get("groups")
+    problems += _group_problems(groups, set(raw_nodes), file_name)
+    problems += _policy_problems(topology_raw.get("policies"), registry, set(raw_nodes),
+                                 set(groups) if isinstance(groups, dict) else set(), file_name)
     if problems:
         raise LoadError(problems)
 
@@ -174,11 +205,77 @@ def _outputs(raw: Any, file_name: str, inputs: set[str], nodes: set[str], proble
             problems.append(Problem(file_name, f"topology_template.outputs.{name}", "needs a 'value'"))
             continue
         for path, fn, args in iter_functions(value):
-            message = check_call(fn, args, inputs, nodes)
+            message = check_call(fn, args, inputs, nodes, in_relationship=False)
             if message:
                 problems.append(Problem(file_name, f"topology_template.outputs.{name}.value", message))
         outputs[name] = value
     return outputs
+
+
+def _group_problems(raw: Any, nodes: set[str], file_name: str) -> list[Problem]:
+    problems: list[Problem] = []
+    for name, group in raw.items() if isinstance(raw, dict) else ():
+        members = group.get("members") if isinstance(group, dict) else None
+        if members is None:
+            continue
+        if not isinstance(members, list):
+            problems.append(Problem(file_name, f"topology_template.groups.{name}.members", "must be a list of nodes"))
+            continue
+        problems += [Problem(file_name, f"topology_template.groups.{name}.members", f"unknown node '{member}'")
+                     for member in members if not isinstance(member, str) or member not in nodes]
+    return problems
+
+
+def _policy_problems(raw: Any, registry: TypeRegistry, nodes: set[str], groups: set[str],
+                     file_name: str) -> list[Problem]:
+    """Types, targets and properties of policies (a list of one-key mappings in TOSCA 1.3). Property
+    values are never shown: only their kind is wrong."""
+    if raw is None:
+        return []
+    entries = list(raw.items()) if isinstance(raw, dict) else None
+    if isinstance(raw, list):
+        entries = []
+        for i, entry in enumerate(raw):
+            if not isinstance(entry, dict) or len(entry) != 1:
+                return [Problem(file_name, f"topology_template.policies[{i}]", "must be a one-key mapping 'name: policy'")]
+            entries.append(next(iter(entry.items())))
+    if entries is None:
+        return [Problem(file_name, "topology_template.policies", "must be a list of policies")]
+    problems: list[Problem] = []
+    for i, (name, policy) in enumerate(entries):
+        where = f"topology_template.policies[{i}].{name}" if isinstance(raw, list) else f"topology_template.policies.{name}"
+        if not isinstance(policy, dict) or not isinstance(policy.get("type"), str):
+            problems.append(Problem(file_name, where, "needs a 'type'"))
+            continue
+        type_name = registry.full_name(policy["type"], "policy_types")
+        if not registry.knows(type_name) and registry.knows("tosca.policies." + policy["type"]):
+            type_name = "tosca.policies." + policy["type"]
+        if not registry.knows(type_name):
+            problems.append(Problem(file_name, f"{where}.type", f"unknown policy type '{policy['type']}'"))
+            continue
+        targets = policy.get("targets")
+        if targets is not None and not isinstance(targets, list):
+            problems.append(Problem(file_name, f"{where}.targets", "must be a list of nodes or groups"))
+        for target in targets if isinstance(targets, list) else ():
+            if not isinstance(target, str) or (target not in nodes and target not in groups):
+                problems.append(Problem(file_name, f"{where}.targets", f"targets unknown node '{target}'"))
+        properties = policy.get("properties")
+        if properties is None:
+            continue
+        if not isinstance(properties, dict):
+            problems.append(Problem(file_name, f"{where}.properties", "must be a mapping"))
+            continue
+        declared = registry.merged_section(type_name, "properties")
+        for prop, value in properties.items():
+            definition = declared.get(prop)
+            if definition is None:
+                problems.append(Problem(file_name, f"{where}.properties",
+                                        f"contains unknown field \"{prop}\" (policy type '{type_name}')"))
+            elif isinstance(definition, dict):
+                kind = value_kind_problem(value, definition.get("type"))
+                if kind:
+                    problems.append(Problem(file_name, f"{where}.properties.{prop}", kind))
+    return problems
 
 
 def _policies(raw: Any) -> dict[str, Any]:

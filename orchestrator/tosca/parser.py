@@ -105,6 +105,8 @@ validateutils.validate_float = _validate_float
 
 _TEMPLATE_NAME = re.compile(r'template "([^"]+)"')
 _NOISE = re.compile(r"^\w+(Error|Exception): ")
+_VALUE_OF_PROPERTY = re.compile(r'The value "[^"]*" of property')
+_PROPERTY_NAME = re.compile(r'of property "([^"]+)"')
 
 
 def check_with_tosca_parser(document: Mapping[str, Any], input_values: Mapping[str, Any],
@@ -121,7 +123,7 @@ def check_with_tosca_parser(document: Mapping[str, Any], input_values: Mapping[s
         except Exception as exc:  # noqa: BLE001 - tosca-parser raises anything, we report all
             collected = list(ExceptionCollector.getExceptions())
             if collected:
-                return [_to_problem(file_name, e) for e in collected]
+                return [_to_problem(file_name, e, document) for e in collected]
             return [Problem(file_name, "", f"tosca-parser could not read this template: "
                             f"{type(exc).__name__}: {exc}")]
         finally:
@@ -130,9 +132,33 @@ def check_with_tosca_parser(document: Mapping[str, Any], input_values: Mapping[s
             logger.level, logger.propagate = previous_level, previous_propagate
 
 
-def _to_problem(file_name: str, exc: BaseException) -> Problem:
+def _to_problem(file_name: str, exc: BaseException, document: Mapping[str, Any] | None = None) -> Problem:
     message = str(getattr(exc, "message", None) or exc).strip()
     message = _NOISE.sub("", message)
+    # the value may have come from an input, which may be a secret: the bound says enough
+    message = _VALUE_OF_PROPERTY.sub("The value of property", message)
     match = _TEMPLATE_NAME.search(message)
     place = f"node_templates.{match.group(1)}" if match else ""
+    prop = _PROPERTY_NAME.search(message)
+    if not place and prop and document is not None:
+        places = _property_places(document, prop.group(1))
+        place = places[0] if len(places) == 1 else ""
     return Problem(file_name, place, message)
+
+
+def _property_places(document: Mapping[str, Any], name: str) -> list[str]:
+    """Where node templates (or their capabilities) set a property of this name."""
+    topology = document.get("topology_template")
+    nodes = topology.get("node_templates") if isinstance(topology, dict) else None
+    places: list[str] = []
+    for node, template in nodes.items() if isinstance(nodes, dict) else ():
+        if not isinstance(template, dict):
+            continue
+        if isinstance(template.get("properties"), dict) and name in template["properties"]:
+            places.append(f"node_templates.{node}.properties.{name}")
+        capabilities = template.get("capabilities")
+        for cap, body in capabilities.items() if isinstance(capabilities, dict) else ():
+            properties = body.get("properties") if isinstance(body, dict) else None
+            if isinstance(properties, dict) and name in properties:
+                places.append(f"node_templates.{node}.capabilities.{cap}.properties.{name}")
+    return places

@@ -16,6 +16,10 @@ NORMATIVE_PREFIXES = {"node_types": "tosca.nodes.", "relationship_types": "tosca
                       "data_types": "tosca.datatypes.", "artifact_types": "tosca.artifacts."}
 INTERFACE_KEYWORDS = {"type", "inputs", "description", "derived_from", "version", "notifications"}
 _T = TypeVar("_T")
+# parents a type may name that are no type definitions of the registry
+IMPLICIT_PARENTS = {"tosca.interfaces.Root", "string", "integer", "float", "boolean", "timestamp", "null",
+                    "list", "map", "range", "version", "scalar-unit.size", "scalar-unit.time",
+                    "scalar-unit.frequency", "scalar-unit.bitrate"}
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,12 @@ class TypeRegistry:
                 parent = self.definitions[parent].get("derived_from")
         return loops
 
+    def knows_interface_type(self, name: str) -> bool:
+        """A full interface type name, or the short name of exactly one known interface type (Standard)."""
+        if self.knows(self.full_name(name, "interface_types")):
+            return True
+        return "." not in name and any(t.rsplit(".", 1)[-1] == name for t in self.definitions)
+
     def _from_root(self, name: str) -> Iterator[Mapping[str, Any]]:
         for type_name in reversed(self.lineage(name)):
             yield self.definitions[type_name]
@@ -136,6 +146,29 @@ class TypeRegistry:
             ops.update(k for k in definition if k not in INTERFACE_KEYWORDS and k != "operations")
             ops.update((definition.get("operations") or {}).keys())
         return ops
+
+
+def type_definition_problems(document: Mapping[str, Any], registry: "TypeRegistry") -> list[tuple[str, str]]:
+    """(place, message) for each type of one file whose parent or interface type no file defines."""
+    found: list[tuple[str, str]] = []
+    for section in TYPE_SECTIONS:
+        types = document.get(section)
+        if not isinstance(types, dict):
+            continue
+        for name, definition in types.items():
+            if not isinstance(definition, dict):
+                continue
+            parent = definition.get("derived_from")
+            if isinstance(parent, str) and parent not in IMPLICIT_PARENTS \
+                    and not registry.knows(registry.full_name(parent, section)):
+                found.append((f"{section}.{name}.derived_from", f"unknown parent type '{parent}'"))
+            interfaces = definition.get("interfaces") if section in ("node_types", "relationship_types") else None
+            for iface_name, iface in (interfaces.items() if isinstance(interfaces, dict) else ()):
+                iface_type = iface.get("type") if isinstance(iface, dict) else None
+                if isinstance(iface_type, str) and not registry.knows_interface_type(iface_type):
+                    found.append((f"{section}.{name}.interfaces.{iface_name}",
+                                  f"unknown interface type '{iface_type}'"))
+    return found
 
 
 def interface_short_name(name: str, type_name: Any = None) -> str:

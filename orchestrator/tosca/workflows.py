@@ -3,18 +3,24 @@ taken out before parsing and read here, with every problem named by workflow and
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import networkx as nx
 
 from orchestrator.model import Activity, NodeTemplate, Problem, Workflow, WorkflowStep
-from orchestrator.tosca.inputs import parse_input_definitions
+from orchestrator.tosca.inputs import check_constraints, coerce, parse_input_definitions
 
 ACTIVITY_KINDS = ("set_state", "call_operation", "delegate", "inline")
 RESERVED = ("install", "uninstall")
+# TOSCA's node states, then the states of a job (a Runnable node) that orch's workflows set
+STATES = ("initial", "creating", "created", "configuring", "configured", "starting", "started", "stopping",
+          "stopped", "deleting", "deleted", "error", "available",
+          "submitting", "submitted", "pending", "running", "executing", "executed", "failed", "cancelling",
+          "cancelled")
 
 
-def parse_workflows(raw: Any, nodes: Mapping[str, NodeTemplate], file_name: str) -> tuple[dict[str, Workflow], list[Problem]]:
+def parse_workflows(raw: Any, nodes: Mapping[str, NodeTemplate], file_name: str,
+                    known_data_type: Callable[[str], bool] | None = None) -> tuple[dict[str, Workflow], list[Problem]]:
     if raw is None:
         return {}, []
     if not isinstance(raw, dict):
@@ -26,8 +32,16 @@ def parse_workflows(raw: Any, nodes: Mapping[str, NodeTemplate], file_name: str)
         if not isinstance(body, dict):
             problems.append(Problem(file_name, where, "must be a mapping with 'steps'"))
             continue
-        inputs, input_problems = parse_input_definitions(body.get("inputs"), file_name, f"{where}.inputs")
+        inputs, input_problems = parse_input_definitions(body.get("inputs"), file_name, f"{where}.inputs",
+                                                         known_data_type)
         problems.extend(input_problems)
+        for definition in inputs.values():  # a default is a value too: of its type, within its constraints
+            if definition.has_default and definition.default is not None:
+                value, problem = coerce(definition.default, definition.type)
+                failures = [problem] if problem else check_constraints(definition.name, value,
+                                                                       definition.constraints, definition.type)
+                problems.extend(Problem(file_name, f"{where}.inputs.{definition.name}", f"default: {failure}")
+                                for failure in failures)
         steps = _parse_steps(body.get("steps"), nodes, file_name, where, problems)
         workflows[name] = Workflow(name, inputs, steps, str(body.get("description", "")))
     for workflow in workflows.values():
@@ -78,6 +92,10 @@ def _parse_activities(raw: Any, node: NodeTemplate | None, relationship: str | N
             value = value.get("operation") or value.get("workflow")
         if not isinstance(value, str):
             problems.append(Problem(file_name, where, f"{kind} needs a name"))
+            continue
+        if kind == "set_state" and value not in STATES:
+            problems.append(Problem(file_name, where, f"unknown state '{value}'; a node's state is one of "
+                                    + ", ".join(STATES)))
             continue
         if kind == "call_operation" and node is not None:
             operations = node.operations

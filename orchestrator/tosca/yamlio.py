@@ -110,6 +110,12 @@ def parse_yaml_text(text: str, name: str) -> tuple[Any, list[Problem]]:
         mark = exc.problem_mark or exc.context_mark
         place = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         return None, [Problem(name, place, f"malformed YAML: {exc.problem or exc.context}")]
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow: no mark, a character offset
+        before = text[:exc.position]
+        line, column = before.count("\n") + 1, exc.position - (before.rfind("\n") + 1) + 1
+        character = f"#x{exc.character:04x}" if isinstance(exc.character, int) else repr(exc.character)
+        return None, [Problem(name, f"line {line}, column {column}",
+                              f"malformed YAML: unacceptable character {character}: {exc.reason}")]
     except yaml.YAMLError as exc:
         return None, [Problem(name, "", f"malformed YAML: {exc}")]
     except RecursionError:

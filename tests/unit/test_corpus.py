@@ -175,10 +175,7 @@ def test_deploy_case(runs, name):
 
 @pytest.mark.parametrize("bad_name, refusal", [
     ("zip_slip.csar", "zip slip"),  # refused for its members, before anything is unpacked
-    pytest.param("missing_playbook.csar", "does not exist", marks=pytest.mark.xfail(
-        strict=True, reason="bug: a CSAR refused for its template (after unpacking) has already replaced "
-                            "the deployed files: orchestrator/tosca/loader.py _load unpacks into the "
-                            "deployment's folder (csar.unpack_into) before validating the template")),
+    ("missing_playbook.csar", "does not exist"),  # refused for its template, validated before the swap
 ])
 def test_refused_csar_redeploy_keeps_the_deployed_files(tmp_path, bad_name, refusal):
     from orchestrator.api import Orchestrator

@@ -855,3 +855,20 @@ def test_the_garbage_collector_runs_again_after_a_load():
         assert not gc.isenabled()  # nor resumes what was not running
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize(("name", "kind"), [("memory", "scalar-unit.size"), ("walltime", "scalar-unit.time"),
+                                            ("release", "version")])
+def test_a_scalar_unit_or_version_input_is_checked_by_orch_without_showing_the_value(name, kind):
+    """tosca-parser's messages for these types show the value ('"..." is not a valid scalar-unit.'):
+    orch checks them first, and names only the input and its type."""
+    problems = problems_of(DATA / "inputs_units.yaml", {name: SECRET})
+    find(problems, f"topology_template.inputs.{name}", f"expected a {kind}")
+    assert not [p for p in problems if SECRET in str(p)], problems
+
+
+@pytest.mark.parametrize(("name", "value"), [("memory", "4 GiB"), ("memory", "2048MB"), ("walltime", "2 h"),
+                                             ("walltime", "90 s"), ("release", "1.12"), ("release", "2.0.1.beta-3"),
+                                             ("release", 3)])
+def test_valid_scalar_unit_and_version_inputs_are_accepted(name, value):
+    assert validate(DATA / "inputs_units.yaml", {name: value}) == []
