@@ -2,8 +2,10 @@
 
 Each case must make `orch validate` exit 2, print the expected problem and no traceback; the cases
 marked `deploy` are also deployed, which must fail the same way and leave nothing in the store.
-The subprocesses of the selected cases are started together when the first case runs (each CLI
-start costs most of a second), and each test waits for its own.
+The runs of the selected cases are started together when the first case runs, and each test waits for
+its own. Each run is `python -m orchestrator.cli ...` in a child forked from one process that has imported
+orch already (a CLI start is mostly its imports: a second of CPU each), see CliServer;
+ORCH_CORPUS_SUBPROCESS=1 starts a fresh interpreter per run instead.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import zipfile
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -26,7 +29,7 @@ CORPUS = REPO / "tests" / "corpus"
 HELLO = "topologies/hello.yaml"
 EXPECTED: dict[str, dict[str, Any]] = yaml.safe_load((CORPUS / "expected.yaml").read_text(encoding="utf-8"))
 IMPORTED = CORPUS / "imported"  # not cases: the type files that the import cases import
-NOT_CASES = {"expected.yaml", "make_csars.py", "__pycache__", IMPORTED.name}
+NOT_CASES = {"expected.yaml", "make_csars.py", "cli_server.py", "__pycache__", IMPORTED.name}
 TIMEOUT = 120
 
 
@@ -56,11 +59,64 @@ DEPLOY_CASES = _params(sorted(name for name, spec in EXPECTED.items() if spec.ge
 # -- running the CLI ---------------------------------------------------------------------------------
 
 
-def orch(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _cli_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("ORCH_DEBUG", "ORCH_HOME")}
     env.update(COLUMNS="500", NO_COLOR="1")
-    return subprocess.run([sys.executable, "-m", "orchestrator.cli", "--home", str(home), *args],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=TIMEOUT,
+    return env
+
+
+class CliServer:
+    """`python -m orchestrator.cli` run in children forked from one process that imported orch once
+    (tests/corpus/cli_server.py): most of a CLI start is its imports, and a hundred of them add up to minutes
+    on a busy machine. Set ORCH_CORPUS_SUBPROCESS=1 to start a fresh interpreter for each instead."""
+
+    def __init__(self, scratch: Path):
+        self.scratch = scratch
+        env = {**_cli_env(), "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+        self.process = subprocess.Popen([sys.executable, str(CORPUS / "cli_server.py")], cwd=REPO, env=env,
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.lock = threading.Lock()
+        self.results: dict[str, Future] = {}
+        self.count = 0
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            reply = json.loads(line)
+            self.results[reply["id"]].set_result(reply["rc"])
+        for future in self.results.values():  # the server died: no one waits forever
+            if not future.done():
+                future.set_exception(RuntimeError("the CLI server exited"))
+
+    def run(self, args: list[str]) -> subprocess.CompletedProcess[str]:
+        with self.lock:
+            self.count += 1
+            ident = str(self.count)
+            future = self.results[ident] = Future()
+            out, err = self.scratch / f"{ident}.out", self.scratch / f"{ident}.err"
+            request = {"id": ident, "args": args, "cwd": str(REPO), "env": _cli_env(), "stdout": str(out),
+                       "stderr": str(err)}
+            self.process.stdin.write(json.dumps(request) + "\n")
+            self.process.stdin.flush()
+        rc = future.result(timeout=TIMEOUT)
+        return subprocess.CompletedProcess(["orch", *args], rc, out.read_text(errors="replace"),
+                                           err.read_text(errors="replace"))
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait(timeout=TIMEOUT)
+
+
+_server: CliServer | None = None
+
+
+def orch(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    argv = ["--home", str(home), *args]
+    if _server is not None:
+        return _server.run(argv)
+    return subprocess.run([sys.executable, "-m", "orchestrator.cli", *argv],
+                          cwd=REPO, env=_cli_env(), capture_output=True, text=True, timeout=TIMEOUT,
                           stdin=subprocess.DEVNULL, check=False)
 
 
@@ -109,10 +165,18 @@ def _selected(session: pytest.Session, test_name: str) -> set[str]:
 
 @pytest.fixture(scope="module")
 def runs(request, tmp_path_factory):
-    runner = Runs(tmp_path_factory, _selected(request.session, "test_validate_case"),
-                  _selected(request.session, "test_deploy_case"))
-    yield runner
-    runner.close()
+    global _server
+    if not os.environ.get("ORCH_CORPUS_SUBPROCESS"):
+        _server = CliServer(tmp_path_factory.mktemp("cli-output"))
+    try:
+        runner = Runs(tmp_path_factory, _selected(request.session, "test_validate_case"),
+                      _selected(request.session, "test_deploy_case"))
+        yield runner
+        runner.close()
+    finally:
+        if _server is not None:
+            _server.close()
+            _server = None
 
 
 # -- assertions ----------------------------------------------------------------------------------------
