@@ -5,7 +5,6 @@ playbooks, dangling requirements, requirement cycles and malformed function call
 from __future__ import annotations
 
 import os
-import re
 from typing import Any, Mapping
 
 import networkx as nx
@@ -393,26 +392,24 @@ class NodeBuilder:
                      "requirement cycle: " + " -> ".join(names))
 
 
-_INTEGER_TEXT = re.compile(r"^[-+]?(0|[1-9][0-9]*|0[xX][0-9a-fA-F]+|0[oO]?[0-7]+)$")
-_FLOAT_TEXT = re.compile(r"^[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$")
-
-
 def value_kind_problem(value: Any, type_name: Any) -> str | None:
-    """Why a literal value cannot be of a TOSCA primitive type (integer, float, boolean, list, map), or None.
-    Functions, other types and anything tosca-parser might still read as the type are left alone."""
+    """Why a literal value cannot be of a TOSCA primitive type (integer, float, boolean, list, map), or None:
+    what tosca-parser refuses too, but here with the property's place and never the value itself.
+    Functions and other types are left alone."""
     if value is None or (isinstance(value, dict) and len(value) == 1 and isinstance(next(iter(value)), str)
                          and next(iter(value)).startswith(("get_", "concat", "join", "token"))):
         return None
     if type_name == "integer":
-        ok = (isinstance(value, int) and not isinstance(value, bool)) \
-            or (isinstance(value, str) and _INTEGER_TEXT.match(value.strip()) is not None)
-        return None if ok else "is not an integer"
+        try:
+            int(value)
+        except (TypeError, ValueError, OverflowError):
+            return "is not an integer"
+        return None
     if type_name == "float":
-        ok = (isinstance(value, (int, float)) and not isinstance(value, bool)) \
-            or (isinstance(value, str) and _FLOAT_TEXT.match(value.strip()) is not None)
-        return None if ok else "is not a float"
-    if type_name == "boolean" and isinstance(value, (list, dict)):
-        return "is not a boolean"
+        return None if isinstance(value, (int, float)) else "is not a float"
+    if type_name == "boolean":
+        ok = isinstance(value, bool) or (isinstance(value, str) and value.lower() in ("true", "false"))
+        return None if ok else "is not a boolean"
     if type_name == "list" and not isinstance(value, list):
         return "is not a list"
     if type_name == "map" and not isinstance(value, dict):

@@ -872,3 +872,31 @@ def test_a_scalar_unit_or_version_input_is_checked_by_orch_without_showing_the_v
                                              ("release", 3)])
 def test_valid_scalar_unit_and_version_inputs_are_accepted(name, value):
     assert validate(DATA / "inputs_units.yaml", {name: value}) == []
+
+
+def test_property_kinds_are_checked_no_stricter_than_tosca_parser(tmp_path):
+    """orch reports a property of the wrong kind at its place; what tosca-parser takes ("80" for an integer,
+    an integer for a float, "true" for a boolean) it takes too."""
+    head = textwrap.dedent("""\
+        tosca_definitions_version: tosca_simple_yaml_1_3
+        node_types:
+          t.Svc:
+            derived_from: tosca.nodes.Root
+            properties:
+              port: { type: integer }
+              ratio: { type: float }
+              enabled: { type: boolean }
+              opts: { type: list }
+        topology_template:
+          node_templates:
+            svc:
+              type: t.Svc
+              properties:
+        """)
+    good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
+    good.write_text(head + '        port: "80"\n        ratio: 1\n        enabled: "true"\n        opts: [a]\n')
+    assert validate(good) == []
+    bad.write_text(head + "        port: eighty\n        ratio: half\n        enabled: maybe\n        opts: a\n")
+    problems = validate(bad)
+    for prop, kind in (("port", "an integer"), ("ratio", "a float"), ("enabled", "a boolean"), ("opts", "a list")):
+        find(problems, f"node_templates.svc.properties.{prop}", f"is not {kind}")
