@@ -32,7 +32,7 @@ def _http_get(url: str) -> bytes:
 
 @pytest.mark.e2e
 def test_site_file_has_the_topology_inputs(sim_site: SimSite) -> None:
-    assert sim_site["site_name"] == "orchtest"
+    assert sim_site["site_name"] == sim_site.name
     assert sim_site["scheduler"] == "slurm"
     assert sim_site["ssh_user"] == "root" and sim_site["ssh_port"] == 22
     assert sim_site["work_dir"] == "/scratch" and sim_site["image_dir"] == "/scratch/images"
@@ -59,8 +59,8 @@ def test_ssh_with_site_key_reaches_each_host(sim_site: SimSite, host: str) -> No
         capture_output=True, text=True, timeout=30, check=False, stdin=subprocess.DEVNULL,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == f"orchtest-{host}"
-    assert sim_site.ssh(host, "hostname -s").stdout.strip() == f"orchtest-{host}"
+    assert done.stdout.strip() == f"{sim_site.name}-{host}"
+    assert sim_site.ssh(host, "hostname -s").stdout.strip() == f"{sim_site.name}-{host}"
 
 
 @pytest.mark.e2e
@@ -111,7 +111,7 @@ def test_slurm_job_runs_to_completion(sim_site: SimSite) -> None:
         time.sleep(0.3)
     assert state == "COMPLETED"
     output = sim_site.ssh("login", f"cat {sim_site['work_dir']}/slurm-{job}.out").stdout
-    assert output.strip() == "orchtest-login"
+    assert output.strip() == f"{sim_site.name}-login"
     assert f"JobId={job} " in sim_site.ssh("login", "cat /var/log/slurm/jobcomp.log").stdout
 
 
@@ -138,10 +138,10 @@ def test_crashed_host_is_restarted_by_up(sim_site: SimSite) -> None:
     sim.up(sim_site.name, HOSTS, sim_site.directory)
     info = sim.status(sim_site.name, sim_site.directory)
     assert info["up"] and info["hosts"]["data"]["pid"] not in (None, pid)
-    assert sim_site.ssh("data", "hostname").stdout.strip() == "orchtest-data"
+    assert sim_site.ssh("data", "hostname").stdout.strip() == f"{sim_site.name}-data"
     assert _http_get(f"{sim_site['data_url']}/").startswith(b"<!DOCTYPE")
     assert sim.host_exec(sim_site.name, "data", ["cat", "/etc/hostname"],
-                         sim_site.directory).stdout.strip() == "orchtest-data"
+                         sim_site.directory).stdout.strip() == f"{sim_site.name}-data"
 
 
 @pytest.mark.e2e
@@ -156,7 +156,7 @@ def test_second_site_runs_side_by_side_and_down_leaves_nothing(
         assert not net_one.overlaps(net_two)
         assert "data_host" not in two.values and "builder_host" not in two.values
         assert two.ssh("login", "hostname").stdout.strip() == "orchtwo-login"
-        assert sim_site.ssh("login", "hostname").stdout.strip() == "orchtest-login"
+        assert sim_site.ssh("login", "hostname").stdout.strip() == f"{sim_site.name}-login"
         assert two.ssh("login", "sinfo -h -o %T").stdout.strip() == "idle"
         traces = traces_of(two)
         assert traces.pids
