@@ -47,9 +47,10 @@ def unseal(home: Path, stored: Mapping[str, Any]) -> dict[str, Any]:
     """The inputs as given. A value written as the bare placeholder (by an older orch) is dropped: the
     input counts as not given rather than being replayed as its own placeholder."""
     values: dict[str, Any] = {}
+    key = masterkey.load(home) if any(_is_sealed(v) for v in stored.values()) else None
     for k, v in stored.items():
-        if _is_sealed(v):
-            values[k] = json.loads(masterkey.load(home).decrypt(v[SEALED], _associated(k), f"input '{k}'"))
+        if key is not None and _is_sealed(v):
+            values[k] = json.loads(key.decrypt(v[SEALED], _associated(k), f"input '{k}'"))
         elif not (is_secret_name(k) and v == SHOWN):
             values[k] = v
     return values

@@ -129,6 +129,7 @@ class AnsibleExecutor:
         self._all: list[_Worker] = []
         self._lock = threading.Lock()
         self._master_locks: dict[tuple, threading.Lock] = {}
+        self._opened: set[tuple] = set()  # hosts whose SSH master this command opened
 
     def run_batch(self, requests: list[OperationRequest], on_event: EventSink | None = None,
                   cancel: threading.Event | None = None, timeout: float | None = None) -> dict[str, OperationResult]:
@@ -177,10 +178,14 @@ class AnsibleExecutor:
             shutil.rmtree(workdir, ignore_errors=True)
 
     def _open_masters(self, requests: list[OperationRequest]) -> None:
-        """Each SSH host's master, opened once, before any Ansible fork connects: with ControlMaster=auto,
-        clients that start together before a master exists each connect on their own."""
+        """Each SSH host's master, opened once per command, before any Ansible fork connects: with
+        ControlMaster=auto, clients that start together before a master exists each connect on their own.
+        A host whose master this executor opened is not asked again (a master that ControlPersist let go
+        after a long idle spell is opened anew by the next Ansible client)."""
         targets = {(r.target.address, r.target.port, r.target.user): r.target for r in requests
                    if not r.target.is_local}
+        with self._lock:
+            targets = {key: target for key, target in targets.items() if key not in self._opened}
         threads = [threading.Thread(target=self._open_master, args=item) for item in targets.items()]
         for thread in threads:
             thread.start()
@@ -194,9 +199,14 @@ class AnsibleExecutor:
         quiet = {"stdin": subprocess.DEVNULL, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL,
                  "check": False}  # stdio to /dev/null: the master lives on in the background, holding it
         with lock:
+            if key in self._opened:  # opened by a batch that held the lock first
+                return
             try:
                 if subprocess.run([*args, "-O", "check", target.address], timeout=30, **quiet).returncode:
-                    subprocess.run([*args, target.address, "true"], timeout=60, **quiet)
+                    if subprocess.run([*args, target.address, "true"], timeout=60, **quiet).returncode:
+                        return  # not reachable now: Ansible's own run reports it, and the next batch tries again
+                with self._lock:
+                    self._opened.add(key)
             except subprocess.TimeoutExpired:
                 pass  # a host that does not answer fails in Ansible's own run, where it is reported and retried
 

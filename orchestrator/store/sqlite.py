@@ -99,8 +99,12 @@ CREATE INDEX IF NOT EXISTS events_by_execution ON events (deployment, execution_
 """
 
 
+def _held_by_live_process(row: sqlite3.Row | None) -> bool:
+    return bool(row) and process_start_time(row["pid"]) == row["process_start"]
+
+
 def _refuse_if_held(row: sqlite3.Row | None, deployment: str) -> None:
-    if row and row["pid"] != os.getpid() and process_start_time(row["pid"]) == row["process_start"]:
+    if row and row["pid"] != os.getpid() and _held_by_live_process(row):
         since = time.strftime("%H:%M:%S", time.localtime(row["since"]))
         raise DeploymentBusy(f"deployment '{deployment}' is busy: '{row['command']}' is running "
                              f"(pid {row['pid']}, since {since})")
@@ -243,7 +247,7 @@ class Store:
 
     def lock_is_live(self, deployment: str) -> bool:
         rows = self._query("SELECT pid, process_start FROM locks WHERE deployment=?", (deployment,))
-        return bool(rows) and process_start_time(rows[0]["pid"]) == rows[0]["process_start"]
+        return _held_by_live_process(rows[0] if rows else None)
 
     def release(self, deployment: str) -> None:
         with self._tx() as c:
