@@ -26,7 +26,8 @@ from typing import Any, Callable
 
 from orchestrator.executors.inventory import (LOCAL_ADDRESSES, OperationRequest, Target, alias_for,
                                               ansible_environment, build_inventory, connection_vars,
-                                              master_args, write_inventory)
+                                              credentials_of_hosts, master_args, with_key_files,
+                                              write_inventory)
 from orchestrator.executors.results import OperationResult, TaskEvent, result_from_events
 from orchestrator.scratch import new_private_folder, owner_tag, stale_folders
 
@@ -135,14 +136,13 @@ class AnsibleExecutor:
                   cancel: threading.Event | None = None, timeout: float | None = None) -> dict[str, OperationResult]:
         """Run a batch; keys of orch credentials exist in clear only while it runs, in 0600 files."""
         names = [r.target.key_credential for r in requests if r.target.key_credential]
+        names += [name for r in requests for name in credentials_of_hosts(r.variables)]
         if not names:
             return self._run_batch(requests, on_event, cancel, timeout)
         from orchestrator.credentials import CredentialStore
 
         with CredentialStore(self.home).usable_key_files(names) as (keys, problems):
-            ready = [replace(r, target=replace(r.target, key_file=str(keys[r.target.key_credential])))
-                     if r.target.key_credential else r
-                     for r in requests if r.target.key_credential not in problems]
+            ready = [_with_keys(r, keys) for r in requests if r.target.key_credential not in problems]
             results = self._run_batch(ready, on_event, cancel, timeout) if ready else {}
         for r in requests:
             if r.target.key_credential in problems:
@@ -260,6 +260,14 @@ class AnsibleExecutor:
             if self._runs is None:
                 self._runs = new_private_folder(self.home / "runs")
             return self._runs
+
+
+def _with_keys(request: OperationRequest, keys: dict[str, Path]) -> OperationRequest:
+    """The request as it runs: its own host's key and those in its ORCH_HOSTS are this batch's key files."""
+    target = request.target
+    if target.key_credential:
+        target = replace(target, key_file=str(keys[target.key_credential]))
+    return replace(request, target=target, variables=with_key_files(request.variables, keys))
 
 
 def _end_masters(control_dir: Path) -> None:

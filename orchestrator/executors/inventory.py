@@ -72,6 +72,7 @@ def alias_for(step_id: str) -> str:
 
 
 MASTER_OPTIONS = ("ControlMaster=auto", "ControlPersist=120s")
+KEY_CREDENTIAL = "orch_key_credential"  # in ORCH_HOSTS, until the executor writes the key out
 
 
 def connection_vars(target: Target) -> dict[str, Any]:
@@ -94,7 +95,34 @@ def connection_vars(target: Target) -> dict[str, Any]:
         result["ansible_port"] = int(target.port)
     if target.key_file:
         result["ansible_ssh_private_key_file"] = target.key_file
+    elif target.key_credential:
+        # its key exists only while a batch runs: the executor puts the file in place of this name
+        result[KEY_CREDENTIAL] = target.key_credential
     return result
+
+
+def credentials_of_hosts(variables: Mapping[str, Any]) -> list[str]:
+    """The orch credentials named in an operation's ORCH_HOSTS (hosts a playbook may reach with add_host)."""
+    hosts = variables.get("ORCH_HOSTS") or {}
+    return [entry[KEY_CREDENTIAL] for entry in hosts.values()
+            if isinstance(entry, Mapping) and entry.get(KEY_CREDENTIAL)]
+
+
+def with_key_files(variables: Mapping[str, Any], keys: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The variables with each ORCH_HOSTS entry's credential name replaced by its key file for this run
+    (an entry whose key could not be written keeps no key: only a playbook that goes there fails)."""
+    hosts = variables.get("ORCH_HOSTS") or {}
+    if not any(isinstance(e, Mapping) and e.get(KEY_CREDENTIAL) for e in hosts.values()):
+        return variables
+    updated = {}
+    for name, entry in hosts.items():
+        credential = entry.get(KEY_CREDENTIAL) if isinstance(entry, Mapping) else None
+        if credential:
+            entry = {k: v for k, v in entry.items() if k != KEY_CREDENTIAL}
+            if credential in keys:
+                entry["ansible_ssh_private_key_file"] = str(keys[credential])
+        updated[name] = entry
+    return {**variables, "ORCH_HOSTS": updated}
 
 
 def build_inventory(requests: list[OperationRequest]) -> dict[str, Any]:

@@ -50,6 +50,8 @@ def test_deploy_over_ssh_with_an_orch_credential(store: CredentialStore, home: P
                                                 "credential_name": "cluster"})
     assert result.outcome.ok, result.outcome.failures
     assert outputs["user_seen"] == "root"
+    # a playbook on the orchestrator that reaches the host with add_host gets the key through ORCH_HOSTS
+    assert outputs["relayed_user_seen"] == "root"
     assert list((home / "run-keys").iterdir()) == []
     assert files_containing(home, leak_needles(store.private_key("cluster")), skip={"master.key"}) == []
 
