@@ -21,7 +21,7 @@ from orchestrator.credentials.reader import secret_reader
 from orchestrator.engine.operations import Evaluation
 from orchestrator.engine.scheduler import Outcome, Reporter, RetryPolicy, Scheduler
 from orchestrator.executors.ansible import AnsibleExecutor
-from orchestrator.model import LoadError, Problem, Step, Topology
+from orchestrator.model import LoadError, Problem, Step, Topology, UsageError
 from orchestrator.plan.lifecycle import install_plan, uninstall_plan
 from orchestrator.plan.workflows import WorkflowError, default_workflow, workflow_plan
 from orchestrator.store.sqlite import Deployment, Store, StoreError
@@ -32,10 +32,6 @@ from orchestrator.tosca.loader import load
 from orchestrator.tosca.yamlio import read_yaml
 
 INSTALL, UNINSTALL = "install", "uninstall"
-
-
-class UsageError(Exception):
-    """The user asked for something that cannot be done as asked (exit code 2)."""
 
 
 @dataclass(frozen=True)
@@ -76,10 +72,14 @@ def _require_deployed(deployment: Deployment) -> None:
 
 
 class Orchestrator:
-    def __init__(self, home: Path, workers: int = 4):
+    """executor: an AnsibleExecutor made (and closed) by the caller, e.g. one already warming up;
+    otherwise each command makes its own."""
+
+    def __init__(self, home: Path, workers: int = 4, executor: AnsibleExecutor | None = None):
         self.home = home
         self.store = Store(home)
         self.workers = workers
+        self.given_executor = executor
 
     def close(self) -> None:
         self.store.close()
@@ -343,6 +343,9 @@ class Orchestrator:
 
     @contextlib.contextmanager
     def _executor(self) -> Iterator[AnsibleExecutor]:
+        if self.given_executor is not None:
+            yield self.given_executor
+            return
         executor = AnsibleExecutor(self.home)
         try:
             yield executor

@@ -10,21 +10,25 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
 from rich.table import Table
 
-from orchestrator.api import Orchestrator, UsageError, read_inputs
 from orchestrator.credentials.cli import credentials
-from orchestrator.engine.scheduler import Outcome
-from orchestrator.executors.results import TaskEvent
-from orchestrator.model import LoadError, Step
-from orchestrator.plan import render
-from orchestrator.plan.lifecycle import install_plan, uninstall_plan
+from orchestrator.executors.ansible import AnsibleExecutor
+from orchestrator.model import LoadError, Step, Topology, UsageError
 from orchestrator.store.sqlite import DeploymentBusy, default_home
-from orchestrator.tosca.loader import load
+
+if TYPE_CHECKING:
+    from orchestrator.api import Orchestrator
+    from orchestrator.engine.scheduler import Outcome
+    from orchestrator.executors.results import TaskEvent
+
+# The API and the TOSCA loader (tosca-parser, networkx: ~0.5 s of imports) are imported by the commands
+# that use them, so that deploy and run can start loading Ansible in a worker first, on the other core.
+RENDER_FORMATS = ("dot", "json", "mermaid", "text")
 
 OK, FAILED, BAD_INPUT = 0, 1, 2
 
@@ -65,6 +69,24 @@ def _home(ctx: click.Context) -> Path:
     return ctx.obj["home"]
 
 
+def _orchestrator(ctx: click.Context, workers: int = 4, executor: AnsibleExecutor | None = None) -> Orchestrator:
+    from orchestrator.api import Orchestrator
+
+    return Orchestrator(_home(ctx), workers=workers, executor=executor)
+
+
+def _read_inputs(input_files: tuple[str, ...], assignments: tuple[str, ...]) -> dict[str, Any]:
+    from orchestrator.api import read_inputs
+
+    return read_inputs(list(input_files), list(assignments))
+
+
+def _load(topology: str, inputs: dict[str, Any], allow_remote_imports: bool) -> Topology:
+    from orchestrator.tosca.loader import load
+
+    return load(topology, inputs, allow_remote_imports=allow_remote_imports)
+
+
 def _problems_exit(problems: list) -> None:
     err.print(f"[red]{len(problems)} problem{'s' if len(problems) != 1 else ''}:[/]")
     for problem in problems:
@@ -101,21 +123,22 @@ def with_inputs(f):
 def validate(topology: str, input_files: tuple[str, ...], assignments: tuple[str, ...],
              allow_remote_imports: bool) -> None:
     """Check a topology; print every problem at once (exit 2 if any)."""
-    inputs = read_inputs(list(input_files), list(assignments))
-    loaded = load(topology, inputs, allow_remote_imports=allow_remote_imports)
+    loaded = _load(topology, _read_inputs(input_files, assignments), allow_remote_imports)
     out.print(f"[green]valid[/]: {topology} ({len(loaded.nodes)} nodes, {len(loaded.workflows)} workflows)")
 
 
 @cli.command()
 @click.argument("topology", type=click.Path())
-@click.option("--format", "fmt", type=click.Choice(sorted(render.RENDERERS)), default="text")
+@click.option("--format", "fmt", type=click.Choice(RENDER_FORMATS), default="text")
 @click.option("--undeploy", is_flag=True, help="Show the undeploy plan instead.")
 @with_inputs
 def plan(topology: str, fmt: str, undeploy: bool, input_files: tuple[str, ...], assignments: tuple[str, ...],
          allow_remote_imports: bool) -> None:
     """Show the ordered operations of a deploy; nothing runs."""
-    inputs = read_inputs(list(input_files), list(assignments))
-    loaded = load(topology, inputs, allow_remote_imports=allow_remote_imports)
+    from orchestrator.plan import render
+    from orchestrator.plan.lifecycle import install_plan, uninstall_plan
+
+    loaded = _load(topology, _read_inputs(input_files, assignments), allow_remote_imports)
     graph = uninstall_plan(loaded) if undeploy else install_plan(loaded)
     if fmt == "text":
         implemented = {sid for sid in graph.nodes if _implemented(loaded, graph.nodes[sid]["step"])}
@@ -147,13 +170,17 @@ def deploy(ctx: click.Context, topology: str | None, name: str | None, workers: 
     if resume_name is None and topology is None:
         raise UsageError("deploy needs a TOPOLOGY file, or --resume NAME")
     name = resume_name or name or Path(topology).stem
-    inputs = read_inputs(list(input_files), list(assignments))
-    orch = Orchestrator(_home(ctx), workers=workers)
-    cancel = _cancel_on_signals()
-    err.print(f"deploying [bold]{name}[/]" + (" (resuming)" if resume_name else ""))
-    result = orch.deploy(name, topology, inputs, resume=resume_name is not None,
-                         reporter=ProgressReporter(err, verbose), cancel=cancel,
-                         allow_remote_imports=allow_remote_imports)
+    executor = AnsibleExecutor(_home(ctx), warm=True)
+    try:
+        inputs = _read_inputs(input_files, assignments)
+        orch = _orchestrator(ctx, workers, executor)
+        cancel = _cancel_on_signals()
+        err.print(f"deploying [bold]{name}[/]" + (" (resuming)" if resume_name else ""))
+        result = orch.deploy(name, topology, inputs, resume=resume_name is not None,
+                             reporter=ProgressReporter(err, verbose), cancel=cancel,
+                             allow_remote_imports=allow_remote_imports)
+    finally:
+        executor.close()
     _finish("deploy", name, result.outcome, f"orch outputs {name}")
 
 
@@ -164,7 +191,7 @@ def deploy(ctx: click.Context, topology: str | None, name: str | None, workers: 
 @click.pass_context
 def undeploy(ctx: click.Context, name: str, workers: int, verbose: bool) -> None:
     """Undeploy: stop and delete every node, in reverse order."""
-    orch = Orchestrator(_home(ctx), workers=workers)
+    orch = _orchestrator(ctx, workers)
     err.print(f"undeploying [bold]{name}[/]")
     result = orch.undeploy(name, reporter=ProgressReporter(err, verbose), cancel=_cancel_on_signals())
     _finish("undeploy", name, result.outcome, None)
@@ -184,19 +211,23 @@ def undeploy(ctx: click.Context, name: str, workers: int, verbose: bool) -> None
 def run(ctx: click.Context, name: str, workflow: str | None, cancel_id: str | None, resume_id: str | None,
         workers: int, verbose: bool, input_files: tuple[str, ...], assignments: tuple[str, ...]) -> None:
     """Run a workflow of a deployment (prints the execution id, then follows it)."""
-    orch = Orchestrator(_home(ctx), workers=workers)
     if cancel_id:
-        status = orch.cancel_execution(name, cancel_id)
+        status = _orchestrator(ctx).cancel_execution(name, cancel_id)
         out.print(f"{cancel_id}: {status}")
         return
-    inputs = read_inputs(list(input_files), list(assignments))
 
     def started(execution_id: str) -> None:
         out.print(execution_id)
         err.print(f"execution [bold]{execution_id}[/] of {name}; follow it with: orch logs {name} {execution_id} -f")
 
-    result = orch.run(name, workflow, inputs, resume=resume_id, reporter=ProgressReporter(err, verbose),
-                      cancel=_cancel_on_signals(), on_start=started)
+    executor = AnsibleExecutor(_home(ctx), warm=True)
+    try:
+        inputs = _read_inputs(input_files, assignments)
+        result = _orchestrator(ctx, workers, executor).run(
+            name, workflow, inputs, resume=resume_id, reporter=ProgressReporter(err, verbose),
+            cancel=_cancel_on_signals(), on_start=started)
+    finally:
+        executor.close()
     outcome = result.outcome
     if outcome.ok:
         err.print(f"[green]execution {result.execution_id} done[/] ({outcome.ran} operations run)")
@@ -216,7 +247,7 @@ def run(ctx: click.Context, name: str, workflow: str | None, cancel_id: str | No
 @click.pass_context
 def executions(ctx: click.Context, name: str, as_json: bool) -> None:
     """Executions of a deployment's workflows, with their inputs, status and outputs."""
-    rows = Orchestrator(_home(ctx)).executions(name)
+    rows = _orchestrator(ctx).executions(name)
     if as_json:
         out.print_json(json.dumps(rows, default=str))
         return
@@ -235,7 +266,7 @@ def executions(ctx: click.Context, name: str, as_json: bool) -> None:
 @click.pass_context
 def logs(ctx: click.Context, name: str, execution_id: str | None, follow: bool) -> None:
     """Events of a deployment (or of one execution): Ansible tasks as they finish, job states, steps."""
-    orch = Orchestrator(_home(ctx))
+    orch = _orchestrator(ctx)
     if execution_id is None and follow:
         executions = orch.store.executions(name)
         if not executions:
@@ -295,7 +326,7 @@ def _cancel_on_signals() -> threading.Event:
 @click.pass_context
 def status(ctx: click.Context, name: str, as_json: bool) -> None:
     """Per node: state, host, last operation, attributes."""
-    data = Orchestrator(_home(ctx)).status(name)
+    data = _orchestrator(ctx).status(name)
     if as_json:
         out.print_json(json.dumps(data, default=str))
         return
@@ -315,7 +346,7 @@ def status(ctx: click.Context, name: str, as_json: bool) -> None:
 @click.pass_context
 def outputs(ctx: click.Context, name: str, as_json: bool) -> None:
     """The deployment's outputs."""
-    values = Orchestrator(_home(ctx)).outputs(name)
+    values = _orchestrator(ctx).outputs(name)
     if as_json:
         out.print_json(json.dumps(values, default=str))
         return
@@ -328,7 +359,7 @@ def outputs(ctx: click.Context, name: str, as_json: bool) -> None:
 @click.pass_context
 def list_deployments(ctx: click.Context, as_json: bool) -> None:
     """Deployments and their status."""
-    rows = Orchestrator(_home(ctx)).list()
+    rows = _orchestrator(ctx).list()
     if as_json:
         out.print_json(json.dumps(rows, default=str))
         return

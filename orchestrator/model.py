@@ -36,6 +36,10 @@ class LoadError(Exception):
         self.problems = problems
 
 
+class UsageError(Exception):
+    """The user asked for something that cannot be done as asked (exit code 2)."""
+
+
 @dataclass(frozen=True)
 class Operation:
     interface: str  # short name: Standard, Configure, Runnable, or a custom one

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.api import Orchestrator
+from orchestrator.executors.ansible import AnsibleExecutor
 from orchestrator.store.sqlite import DeploymentBusy, Store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,6 +113,26 @@ def test_batched_operations_keep_exact_outputs_and_pin_failures(tmp_path):
     assert "planned failure of n3" in failure.message
     runs = {r.node: r.status for r in orchestrator.store.operation_runs("wide2") if r.operation == "Standard.create"}
     assert runs == {"n1": "done", "n2": "done", "n3": "failed", "n4": "done", "n5": "done"}
+    orchestrator.close()
+
+
+def test_a_warm_executor_runs_every_batch_in_its_one_worker_with_exact_results(tmp_path):
+    """The worker that `orch deploy` starts before loading the topology (its warm-up play's messages
+    carry request id 0) serves the batches; nothing of the warm-up leaks into their results."""
+    home = tmp_path / "home"
+    executor = AnsibleExecutor(home, warm=True)
+    assert executor.workers_started == 1
+    orchestrator = Orchestrator(home, workers=1, executor=executor)
+    try:
+        result = orchestrator.deploy("wide", str(DATA / "wide.yaml"), {"fail_node": "n3"})
+        assert executor.workers_started == 1
+    finally:
+        executor.close()
+    assert [(f.node, f.task) for f in result.outcome.failures] == [("n3", "Fail for the chosen node only")]
+    assert orchestrator.store.attributes("wide")["n4"]["said"] == "I am n4 with four"
+    runs = {r.node: r.status for r in orchestrator.store.operation_runs("wide") if r.operation == "Standard.create"}
+    assert runs == {"n1": "done", "n2": "done", "n3": "failed", "n4": "done", "n5": "done"}
+    assert executor.workers_started == 0
     orchestrator.close()
 
 

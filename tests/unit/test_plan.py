@@ -271,3 +271,10 @@ def test_render_dot_non_ascii_names():
 def test_render_mermaid_quotes():
     mermaid = render.as_mermaid(install_plan(load(DATA / "plan_unicode.yaml")))
     assert "[\"say 'hi' Standard.create\"]" in mermaid
+
+
+def test_cli_offers_every_renderer():
+    """`orch plan --format` lists the formats without importing the renderers (kept out of startup)."""
+    from orchestrator.cli import RENDER_FORMATS
+
+    assert sorted(RENDER_FORMATS) == sorted(render.RENDERERS)
