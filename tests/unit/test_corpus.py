@@ -59,10 +59,14 @@ DEPLOY_CASES = _params(sorted(name for name, spec in EXPECTED.items() if spec.ge
 # -- running the CLI ---------------------------------------------------------------------------------
 
 
+# Read once, at import: the cases run on a thread pool, and iterating os.environ there races with pytest,
+# which sets and deletes PYTEST_CURRENT_TEST in the main thread (KeyError mid-iteration).
+_CLI_ENV = {k: v for k, v in os.environ.items() if k not in ("ORCH_DEBUG", "ORCH_HOME", "PYTEST_CURRENT_TEST")}
+_CLI_ENV.update(COLUMNS="500", NO_COLOR="1")
+
+
 def _cli_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("ORCH_DEBUG", "ORCH_HOME")}
-    env.update(COLUMNS="500", NO_COLOR="1")
-    return env
+    return dict(_CLI_ENV)
 
 
 class CliServer:
