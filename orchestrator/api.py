@@ -346,11 +346,8 @@ class Orchestrator:
         if self.given_executor is not None:
             yield self.given_executor
             return
-        executor = AnsibleExecutor(self.home)
-        try:
+        with AnsibleExecutor(self.home) as executor:
             yield executor
-        finally:
-            executor.close()
 
     def _scheduler(self, name: str, topology: Topology, execution_id: str, executor: AnsibleExecutor,
                    reporter: Reporter | None, cancel: threading.Event | None, skip=None,

@@ -170,8 +170,7 @@ def deploy(ctx: click.Context, topology: str | None, name: str | None, workers: 
     if resume_name is None and topology is None:
         raise UsageError("deploy needs a TOPOLOGY file, or --resume NAME")
     name = resume_name or name or Path(topology).stem
-    executor = AnsibleExecutor(_home(ctx), warm=True)
-    try:
+    with AnsibleExecutor(_home(ctx), warm=True) as executor:
         inputs = _read_inputs(input_files, assignments)
         orch = _orchestrator(ctx, workers, executor)
         cancel = _cancel_on_signals()
@@ -179,8 +178,6 @@ def deploy(ctx: click.Context, topology: str | None, name: str | None, workers: 
         result = orch.deploy(name, topology, inputs, resume=resume_name is not None,
                              reporter=ProgressReporter(err, verbose), cancel=cancel,
                              allow_remote_imports=allow_remote_imports)
-    finally:
-        executor.close()
     _finish("deploy", name, result.outcome, f"orch outputs {name}")
 
 
@@ -220,14 +217,11 @@ def run(ctx: click.Context, name: str, workflow: str | None, cancel_id: str | No
         out.print(execution_id)
         err.print(f"execution [bold]{execution_id}[/] of {name}; follow it with: orch logs {name} {execution_id} -f")
 
-    executor = AnsibleExecutor(_home(ctx), warm=True)
-    try:
+    with AnsibleExecutor(_home(ctx), warm=True) as executor:
         inputs = _read_inputs(input_files, assignments)
         result = _orchestrator(ctx, workers, executor).run(
             name, workflow, inputs, resume=resume_id, reporter=ProgressReporter(err, verbose),
             cancel=_cancel_on_signals(), on_start=started)
-    finally:
-        executor.close()
     outcome = result.outcome
     if outcome.ok:
         err.print(f"[green]execution {result.execution_id} done[/] ({outcome.ran} operations run)")

@@ -258,6 +258,12 @@ class AnsibleExecutor:
         rc = runner.rc if runner.rc is not None else 1
         return rc, (_tail(runner) if rc != 0 else None)
 
+    def __enter__(self) -> AnsibleExecutor:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def close(self) -> None:
         """End the workers, and the SSH masters that ControlPersist kept open for this command."""
         with self._lock:

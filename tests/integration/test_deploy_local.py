@@ -120,14 +120,11 @@ def test_a_warm_executor_runs_every_batch_in_its_one_worker_with_exact_results(t
     """The worker that `orch deploy` starts before loading the topology (its warm-up play's messages
     carry request id 0) serves the batches; nothing of the warm-up leaks into their results."""
     home = tmp_path / "home"
-    executor = AnsibleExecutor(home, warm=True)
-    assert executor.workers_started == 1
-    orchestrator = Orchestrator(home, workers=1, executor=executor)
-    try:
+    with AnsibleExecutor(home, warm=True) as executor:
+        assert executor.workers_started == 1
+        orchestrator = Orchestrator(home, workers=1, executor=executor)
         result = orchestrator.deploy("wide", str(DATA / "wide.yaml"), {"fail_node": "n3"})
         assert executor.workers_started == 1
-    finally:
-        executor.close()
     assert [(f.node, f.task) for f in result.outcome.failures] == [("n3", "Fail for the chosen node only")]
     assert orchestrator.store.attributes("wide")["n4"]["said"] == "I am n4 with four"
     runs = {r.node: r.status for r in orchestrator.store.operation_runs("wide") if r.operation == "Standard.create"}
