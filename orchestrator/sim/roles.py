@@ -3,7 +3,8 @@
 login   Slurm (munged, slurmctld, slurmd), /scratch as work dir, /scratch/images
 data    datasets in /data, served over HTTP on DATA_PORT to the site network
 builder images are built here: /opt/images
-Any other host name gives a plain host.
+Any other host name gives a plain host. The folders belong to the cluster user (account), as a
+project space does on a real cluster; the daemons run as root (munged as munge).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from orchestrator.sim.account import CLUSTER_USER
 from orchestrator.sim.errors import SimError
 from orchestrator.sim.layout import HostLayout, SiteLayout, SitePaths
 from orchestrator.sim.seed import SeedEntry
@@ -32,8 +34,8 @@ def role_entries(site: SiteLayout, host: HostLayout, paths: SitePaths) -> list[S
     if host.name == "login":
         conf = render_slurm_conf(site.name, host.hostname, node_hardware())
         return [
-            SeedEntry(WORK_DIR, 0o755),
-            SeedEntry(IMAGE_DIR, 0o755),
+            SeedEntry(WORK_DIR, 0o755, owner=CLUSTER_USER.name),
+            SeedEntry(IMAGE_DIR, 0o755, owner=CLUSTER_USER.name),
             SeedEntry("/etc/slurm/slurm.conf", 0o644, conf.encode()),
             SeedEntry("/etc/slurm/cgroup.conf", 0o644, CGROUP_CONF.encode()),
             # munged refuses a key or directory that others can read.
@@ -41,9 +43,9 @@ def role_entries(site: SiteLayout, host: HostLayout, paths: SitePaths) -> list[S
             SeedEntry("/etc/munge/munge.key", 0o400, paths.munge_key.read_bytes(), owner="munge"),
         ]
     if host.name == "data":
-        return [SeedEntry(DATA_DIR, 0o755)]
+        return [SeedEntry(DATA_DIR, 0o755, owner=CLUSTER_USER.name)]
     if host.name == "builder":
-        return [SeedEntry(BUILDER_IMAGE_DIR, 0o755)]
+        return [SeedEntry(BUILDER_IMAGE_DIR, 0o755, owner=CLUSTER_USER.name)]
     return []
 
 

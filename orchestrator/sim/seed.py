@@ -3,6 +3,7 @@ them into the host's overlay, where they shadow the machine's files of the same 
 
 from __future__ import annotations
 
+import grp
 import os
 import pwd
 import shutil
@@ -10,6 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from orchestrator.sim import account
+from orchestrator.sim.account import CLUSTER_USER, ClusterUser
 from orchestrator.sim.layout import HostLayout, SiteLayout
 
 
@@ -18,7 +21,8 @@ class SeedEntry:
     path: str  # absolute, as seen inside the host
     mode: int
     content: bytes | None = None  # None: a directory
-    owner: str = "root"  # user and group of that name
+    owner: str = "root"  # user and group of that name (the cluster user's too, see account)
+    group: str | None = None  # another group than the owner's own
 
 
 def hosts_file(site: SiteLayout) -> str:
@@ -37,7 +41,8 @@ HostKey /etc/ssh/ssh_host_ed25519_key
 PidFile /run/sshd.pid
 PermitRootLogin prohibit-password
 PubkeyAuthentication yes
-AuthorizedKeysFile /etc/ssh/authorized_keys/%u
+# The normal place, as on a real cluster: what `orch credentials create` tells users.
+AuthorizedKeysFile .ssh/authorized_keys
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 UsePAM no
@@ -65,14 +70,40 @@ def base_entries(site: SiteLayout, host: HostLayout, host_key: Path, client_pub:
         SeedEntry("/etc/ssh/sshd_config", 0o644, sshd_config(host).encode()),
         SeedEntry("/etc/ssh/ssh_host_ed25519_key", 0o600, host_key.read_bytes()),
         SeedEntry("/etc/ssh/ssh_host_ed25519_key.pub", 0o644, Path(f"{host_key}.pub").read_bytes()),
-        SeedEntry("/etc/ssh/authorized_keys", 0o755),
-        SeedEntry("/etc/ssh/authorized_keys/root", 0o600, f"{client_pub}\n".encode()),
+        # Root may log in too, for the test harness (seeding data, killing daemons); orch
+        # itself logs in as the cluster user (the site file's ssh_user).
+        SeedEntry("/root/.ssh", 0o700),
+        SeedEntry("/root/.ssh/authorized_keys", 0o600, f"{client_pub}\n".encode()),
+        *user_entries(CLUSTER_USER, client_pub),
     ]
 
 
-def _ids(owner: str) -> tuple[int, int]:
-    entry = pwd.getpwnam(owner)
-    return entry.pw_uid, entry.pw_gid
+def user_entries(user: ClusterUser, client_pub: str) -> list[SeedEntry]:
+    """The cluster user's account lines, home and authorized_keys (the site key), on every host."""
+    account.check_free(user, account.machine_file("/etc/passwd"), account.machine_file("/etc/group"))
+    return [
+        SeedEntry("/etc/passwd", 0o644, account.passwd_text(user, account.machine_file("/etc/passwd")).encode()),
+        SeedEntry("/etc/group", 0o644, account.group_text(user, account.machine_file("/etc/group")).encode()),
+        SeedEntry("/etc/shadow", 0o640, account.shadow_text(user, account.machine_file("/etc/shadow")).encode(),
+                  group="shadow"),
+        SeedEntry("/etc/gshadow", 0o640, account.gshadow_text(user, account.machine_file("/etc/gshadow")).encode(),
+                  group="shadow"),
+        SeedEntry(user.home, 0o700, owner=user.name),
+        SeedEntry(f"{user.home}/.ssh", 0o700, owner=user.name),
+        SeedEntry(user.authorized_keys, 0o600, f"{client_pub}\n".encode(), owner=user.name),
+    ]
+
+
+def _ids(owner: str, group: str | None) -> tuple[int, int]:
+    # The cluster user exists only inside the hosts: its ids come from account, not the machine.
+    if owner == CLUSTER_USER.name:
+        uid, gid = CLUSTER_USER.uid, CLUSTER_USER.gid
+    else:
+        entry = pwd.getpwnam(owner)
+        uid, gid = entry.pw_uid, entry.pw_gid
+    if group is not None:
+        gid = CLUSTER_USER.gid if group == CLUSTER_USER.name else grp.getgrnam(group).gr_gid
+    return uid, gid
 
 
 def _make_parents(seed: Path, inside: Path) -> None:
@@ -105,5 +136,5 @@ def write_seed(seed: Path, entries: Iterable[SeedEntry]) -> None:
             target.mkdir(exist_ok=True)
         else:
             target.write_bytes(entry.content)
-        os.chown(target, *_ids(entry.owner))
+        os.chown(target, *_ids(entry.owner, entry.group))
         target.chmod(entry.mode)

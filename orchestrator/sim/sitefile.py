@@ -7,6 +7,7 @@ from typing import Any
 import yaml
 
 from orchestrator.sim import roles
+from orchestrator.sim.account import CLUSTER_USER
 from orchestrator.sim.layout import SiteLayout, SitePaths
 from orchestrator.sim.state import write_atomic
 
@@ -20,7 +21,7 @@ def site_values(site: SiteLayout, paths: SitePaths) -> dict[str, Any]:
     if "builder" in names:
         values["builder_host"] = str(site.host("builder").address)
     values.update(
-        ssh_user="root",
+        ssh_user=CLUSTER_USER.name,  # unprivileged, as on a real cluster
         ssh_port=22,
         ssh_key_file=str(paths.client_key),
         known_hosts_file=str(paths.known_hosts),
@@ -30,6 +31,8 @@ def site_values(site: SiteLayout, paths: SitePaths) -> dict[str, Any]:
     if "data" in names:
         values["data_dir"] = roles.DATA_DIR
         values["data_url"] = f"http://{site.host('data').address}:{roles.DATA_PORT}"
+    if "builder" in names:
+        values["build_dir"] = roles.BUILDER_IMAGE_DIR
     values["python_interpreter"] = roles.HOST_PYTHON
     return values
 

@@ -8,6 +8,7 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
+from orchestrator.sim.account import CLUSTER_USER
 from orchestrator.sim.errors import SimError
 from orchestrator.sim.layout import SiteLayout, SitePaths
 from orchestrator.sim.proc import run, tool_env
@@ -28,7 +29,8 @@ def render_ssh_config(site: SiteLayout, paths: SitePaths) -> str:
         lines += [f"Host {h.name} {h.hostname}", f"  HostName {h.address}", ""]
     lines += [
         "Host *",
-        "  User root",
+        # The cluster user, as orch logs in; `ssh -F FILE root@HOST` for root.
+        f"  User {CLUSTER_USER.name}",
         "  Port 22",
         f"  IdentityFile {paths.client_key}",
         "  IdentitiesOnly yes",

@@ -36,10 +36,16 @@ class SimSite:
     def ssh_config(self) -> Path:
         return self.directory / "ssh_config"
 
-    def ssh(self, host: str, command: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        """Run command on host over real SSH (the site's ssh_config); output as text."""
+    def ssh(self, host: str, command: str, timeout: float = 60, *,
+            user: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run command on host over real SSH (the site's ssh_config); output as text.
+
+        As the site's cluster user (ssh_user), like orch; user="root" for what only the test
+        harness does as root (writing outside the user's folders, reading root's files).
+        """
+        target = f"{user}@{host}" if user else host
         return subprocess.run(
-            ["ssh", "-F", str(self.ssh_config), host, command],
+            ["ssh", "-F", str(self.ssh_config), target, command],
             capture_output=True, text=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL,
         )
 

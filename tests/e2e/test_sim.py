@@ -30,13 +30,22 @@ def _http_get(url: str) -> bytes:
         return response.read()
 
 
+def _process(pid: int) -> str:
+    """What /proc says of pid (command and state), for a failure message."""
+    try:
+        return " ".join(Path(f"/proc/{pid}/stat").read_text().split()[1:3])
+    except OSError:
+        return "gone by now"
+
+
 @pytest.mark.e2e
 def test_site_file_has_the_topology_inputs(sim_site: SimSite) -> None:
     assert sim_site["site_name"] == sim_site.name
     assert sim_site["scheduler"] == "slurm"
-    assert sim_site["ssh_user"] == "root" and sim_site["ssh_port"] == 22
+    # orch logs in as an unprivileged cluster user, as on a real cluster.
+    assert sim_site["ssh_user"] == "hpcuser" and sim_site["ssh_port"] == 22
     assert sim_site["work_dir"] == "/scratch" and sim_site["image_dir"] == "/scratch/images"
-    assert sim_site["data_dir"] == "/data"
+    assert sim_site["data_dir"] == "/data" and sim_site["build_dir"] == "/opt/images"
     assert sim_site["data_url"] == f"http://{sim_site['data_host']}:8080"
     assert sim_site["python_interpreter"] == "/usr/bin/python3"
     key = Path(sim_site["ssh_key_file"])
@@ -64,14 +73,54 @@ def test_ssh_with_site_key_reaches_each_host(sim_site: SimSite, host: str) -> No
 
 
 @pytest.mark.e2e
+@pytest.mark.parametrize("host", HOSTS)
+def test_the_cluster_user_is_the_same_unprivileged_account_on_every_host(sim_site: SimSite, host: str) -> None:
+    user = sim_site["ssh_user"]
+    shown = sim_site.ssh(host, "id -u; id -g; id -un; echo $HOME; "
+                               "stat -c '%U:%G %a' ~ ~/.ssh ~/.ssh/authorized_keys")
+    assert shown.returncode == 0, shown.stderr
+    uid, gid, name, home, *modes = shown.stdout.splitlines()
+    assert (uid, gid, name, home) == ("3213", "3213", user, f"/home/{user}")
+    assert modes == [f"{user}:{user} 700", f"{user}:{user} 700", f"{user}:{user} 600"]
+    # The site key is in the normal place, the one `orch credentials create` names.
+    key = Path(f"{sim_site['ssh_key_file']}.pub").read_text().split()[:2]
+    assert sim_site.ssh(host, "cat ~/.ssh/authorized_keys").stdout.split()[:2] == key
+    # The account lives in the host's own files only: the machine's /etc has no such user.
+    assert not any(line.startswith(f"{user}:") for line in Path("/etc/passwd").read_text().splitlines())
+    assert sim_site.ssh(host, "cat /etc/shadow").returncode != 0  # an unprivileged user
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("host, area", [("login", "work_dir"), ("login", "image_dir"), ("data", "data_dir"),
+                                        ("builder", "build_dir")])
+def test_the_site_folders_belong_to_the_cluster_user(sim_site: SimSite, host: str, area: str) -> None:
+    folder = sim_site[area]
+    assert sim_site.ssh(host, f"stat -c '%U:%G' {folder}").stdout.strip() == f"{sim_site['ssh_user']}:" \
+        f"{sim_site['ssh_user']}"
+    probe = f"{folder}/probe-{uuid.uuid4().hex}"
+    made = sim_site.ssh(host, f"mkdir {probe} && touch {probe}/f && stat -c %U {probe}/f && rm -r {probe}")
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.strip() == sim_site["ssh_user"]
+
+
+@pytest.mark.e2e
+def test_root_may_log_in_for_the_harness_only(sim_site: SimSite) -> None:
+    assert sim_site.ssh("login", "id -u", user="root").stdout.strip() == "0"
+    assert sim_site.ssh("login", "id -u").stdout.strip() == "3213"  # what the site file gives orch
+
+
+@pytest.mark.e2e
 def test_files_written_on_a_host_stay_on_it(sim_site: SimSite) -> None:
+    # As root, to write where the cluster user may not (a folder of the machine's /).
     probe = f"/opt/orch-sim-probe-{uuid.uuid4().hex}"
-    assert sim_site.ssh("login", f"echo here > {probe} && cat {probe}").stdout.strip() == "here"
+    assert sim_site.ssh("login", f"echo here > {probe} && cat {probe}", user="root").stdout.strip() == "here"
     assert sim_site.ssh("data", f"test ! -e {probe}").returncode == 0
     assert sim_site.ssh("builder", f"test ! -e {probe}").returncode == 0
     assert not Path(probe).exists()
     # The host's /root is its own, not the machine's (no pyenv .bashrc from there).
-    assert ".bashrc" not in sim_site.ssh("login", "ls -A /root").stdout.split()
+    listed = sim_site.ssh("login", "ls -A /root", user="root")
+    assert listed.returncode == 0, listed.stderr
+    assert ".bashrc" not in listed.stdout.split()
 
 
 @pytest.mark.e2e
@@ -96,9 +145,10 @@ def test_data_host_serves_data_over_http(sim_site: SimSite) -> None:
 
 
 @pytest.mark.e2e
-def test_slurm_job_runs_to_completion(sim_site: SimSite) -> None:
+def test_slurm_job_runs_to_completion_as_the_cluster_user(sim_site: SimSite) -> None:
+    user = sim_site["ssh_user"]
     submit = sim_site.ssh(
-        "login", f"cd {sim_site['work_dir']} && sbatch --parsable --wrap 'hostname; sleep 1'")
+        "login", f"cd {sim_site['work_dir']} && sbatch --parsable --wrap 'hostname; id -u; id -un; sleep 1'")
     assert submit.returncode == 0, submit.stderr
     job = submit.stdout.strip().split(";")[0]
     deadline = time.monotonic() + 60
@@ -110,8 +160,14 @@ def test_slurm_job_runs_to_completion(sim_site: SimSite) -> None:
             break
         time.sleep(0.3)
     assert state == "COMPLETED"
-    output = sim_site.ssh("login", f"cat {sim_site['work_dir']}/slurm-{job}.out").stdout
-    assert output.strip() == f"{sim_site.name}-login"
+    assert f"UserId={user}(3213)" in shown
+    # squeue keeps a finished job for MinJobAge; -t all lists it with its owner.
+    assert sim_site.ssh("login", f"squeue -h -t all -j {job} -o %u").stdout.strip() == user
+    out_file = f"{sim_site['work_dir']}/slurm-{job}.out"
+    output = sim_site.ssh("login", f"cat {out_file}").stdout
+    # The job's processes had the user's uid, not root's, and so has the file they wrote.
+    assert output.split() == [f"{sim_site.name}-login", "3213", user]
+    assert sim_site.ssh("login", f"stat -c %U:%G {out_file}").stdout.strip() == f"{user}:{user}"
     assert f"JobId={job} " in sim_site.ssh("login", "cat /var/log/slurm/jobcomp.log").stdout
 
 
@@ -130,9 +186,11 @@ def test_crashed_host_is_restarted_by_up(sim_site: SimSite) -> None:
     pid = sim.host_pid(sim_site.name, "data", sim_site.directory)
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 5
-    while sim.host_pid(sim_site.name, "data", sim_site.directory) is not None:
-        assert time.monotonic() < deadline
+    # A bounded wait: the kernel takes a killed PID 1's host down with it.
+    deadline = time.monotonic() + 30
+    while (left := sim.host_pid(sim_site.name, "data", sim_site.directory)) is not None:
+        if time.monotonic() > deadline:
+            pytest.fail(f"the data host's PID 1 ({left}, {_process(left)}) was still there 30 s after SIGKILL")
         time.sleep(0.05)
     assert not sim.status(sim_site.name, sim_site.directory)["hosts"]["data"]["alive"]
     sim.up(sim_site.name, HOSTS, sim_site.directory)
