@@ -17,7 +17,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from orchestrator.credentials.errors import CredentialError
+from orchestrator.credentials.errors import CredentialError, UnknownCredential
+from orchestrator.credentials.record import Credential
 from orchestrator.credentials.store import CredentialStore
 from orchestrator.store.sqlite import default_home
 
@@ -54,6 +55,20 @@ def _store(ctx: click.Context) -> CredentialStore:
     return CredentialStore(Path(home))
 
 
+# Where sshd looks for a user's keys unless its AuthorizedKeysFile says otherwise; the
+# simulated site (orch sim) uses this default too.
+AUTHORIZED_KEYS = "~/.ssh/authorized_keys"
+
+
+def _account(user: str | None) -> str:
+    return f"user '{user}'" if user else "the user orch logs in as"
+
+
+def _where_it_goes(user: str | None) -> str:
+    return (f"add the public key above, as one line, to {AUTHORIZED_KEYS} of {_account(user)} on the cluster: "
+            "the file sshd reads by default (on a site from `orch sim up` too, for its ssh_user)")
+
+
 @click.group()
 def credentials() -> None:
     """SSH credentials: key pairs orch makes and keeps encrypted, used to reach the cluster."""
@@ -69,10 +84,11 @@ def create(ctx: click.Context, name: str, comment: str | None, user: str | None)
     """Make an ed25519 key pair; print the public key for the cluster's authorized_keys."""
     store = _store(ctx)
     public_key = store.create(name, comment=comment, user=user)
-    # stdout is only the key line, so `orch credentials create x >> authorized_keys` works.
+    # stdout is only the key line, so `orch credentials create x | ssh HOST 'cat >> ~/.ssh/authorized_keys'` works.
     click.echo(public_key)
-    click.echo(f"created '{name}' ({store.get(name).fingerprint}) in {store.backend.describe()}; add the "
-               "public key above to ~/.ssh/authorized_keys on the cluster", err=True)
+    credential = store.get(name)
+    click.echo(f"created '{name}' ({credential.fingerprint}) in {store.backend.describe()}; "
+               f"{_where_it_goes(credential.user)}", err=True)
 
 
 @credentials.command(name="list")
@@ -120,6 +136,23 @@ def verify(ctx: click.Context, name: str) -> None:
 @click.pass_context
 @_friendly
 def delete(ctx: click.Context, name: str) -> None:
-    """Delete a credential (remove its public key from the cluster too)."""
-    _store(ctx).delete(name)
-    click.echo(f"deleted '{name}'", err=True)
+    """Delete a credential from orch's store; print its public key, which stays on the cluster
+    until you remove it there."""
+    store = _store(ctx)
+    try:
+        credential: Credential | None = store.get(name)
+    except UnknownCredential:
+        raise
+    except CredentialError:
+        credential = None  # a damaged record is still deleted; its key line is unknown
+    store.delete(name)
+    where = f"from orch's store, {store.backend.describe()}"
+    if credential is None:
+        click.echo(f"deleted '{name}' {where}; its public key could not be read. orch did not touch the "
+                   f"cluster: remove the key's line from {AUTHORIZED_KEYS} there yourself", err=True)
+        return
+    # stdout is only the key line, as for create: `grep -vxF "$(orch credentials delete x)"` finds it.
+    click.echo(credential.public_key)
+    click.echo(f"deleted '{name}' ({credential.fingerprint}) {where}. orch did not touch the cluster: the "
+               f"public key above stays in {AUTHORIZED_KEYS} of {_account(credential.user)} wherever you added it, "
+               "and still lets its holder log in; remove that line there", err=True)

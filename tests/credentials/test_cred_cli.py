@@ -82,6 +82,42 @@ def test_list_show_verify_delete(home: Path) -> None:
     assert [c["name"] for c in json.loads(invoke(home, "list", "--json").stdout)] == ["other"]
 
 
+def test_create_says_where_the_public_key_must_go(home: Path) -> None:
+    for_alice = invoke(home, "create", "cluster", "--user", "alice")
+    assert for_alice.exit_code == 0, for_alice.output
+    assert "add the public key above, as one line, to ~/.ssh/authorized_keys of user 'alice' on the cluster" \
+        in for_alice.stderr
+    anyone = invoke(home, "create", "other")
+    assert "to ~/.ssh/authorized_keys of the user orch logs in as on the cluster" in anyone.stderr
+    assert "~/.ssh/authorized_keys" not in anyone.stdout  # stdout stays the key line only
+
+
+def test_delete_says_what_it_removed_and_what_is_left_on_the_cluster(home: Path) -> None:
+    public = invoke(home, "create", "cluster", "--user", "alice").stdout.strip()
+    fingerprint = CredentialStore(home).get("cluster").fingerprint
+    deleted = invoke(home, "delete", "cluster")
+    assert deleted.exit_code == 0, deleted.output
+    # The key line, alone on stdout, to find it in authorized_keys (grep -xF).
+    assert deleted.stdout == public + "\n"
+    assert f"deleted 'cluster' ({fingerprint}) from orch's store, local ({home / 'credentials'})" in deleted.stderr
+    assert "orch did not touch the cluster" in deleted.stderr
+    assert "stays in ~/.ssh/authorized_keys of user 'alice'" in deleted.stderr
+    assert "remove that line there" in deleted.stderr
+    assert "from the cluster too" not in deleted.stderr and "removed from the cluster" not in deleted.stderr
+    assert json.loads(invoke(home, "list", "--json").stdout) == []
+
+
+def test_delete_of_a_damaged_record_still_deletes_it_and_says_so(home: Path) -> None:
+    assert invoke(home, "create", "cluster").exit_code == 0
+    (home / "credentials" / "cluster.json").write_text("{}")
+    deleted = invoke(home, "delete", "cluster")
+    assert deleted.exit_code == 0, deleted.output
+    assert deleted.stdout == ""
+    assert "its public key could not be read" in deleted.stderr
+    assert "remove the key's line from ~/.ssh/authorized_keys there yourself" in deleted.stderr
+    assert not (home / "credentials" / "cluster.json").exists()
+
+
 def test_list_when_empty(home: Path) -> None:
     assert invoke(home, "list").stdout.strip() == "no credentials"
     assert json.loads(invoke(home, "list", "--json").stdout) == []
@@ -113,7 +149,11 @@ def test_process_create_list_delete(orch, home: Path) -> None:
     assert listed.returncode == 0
     assert [(c["name"], c["public_key"]) for c in json.loads(listed.stdout)] == [("cluster", public)]
     assert CredentialStore(home).verify("cluster")
-    assert orch("delete", "cluster").returncode == 0
+    assert "to ~/.ssh/authorized_keys of the user orch logs in as on the cluster" in created.stderr
+    deleted = orch("delete", "cluster")
+    assert deleted.returncode == 0, deleted.stderr
+    assert deleted.stdout.strip() == public
+    assert "from orch's store" in deleted.stderr and "orch did not touch the cluster" in deleted.stderr
     assert json.loads(orch("list", "--json").stdout) == []
 
 
