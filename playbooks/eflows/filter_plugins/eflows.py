@@ -65,22 +65,49 @@ def sbatch_options(num_nodes=1, qos=""):
 
 
 def data_place(place, hosts):
-    """'HOST:/path' (HOST a Compute of the topology), a URL, or a path on the controller."""
+    """'HOST:/path' (HOST a Compute of the topology), a URL, or a path on the controller.
+
+    A path's repeated and trailing slashes are dropped (the same place, written one way); any other byte,
+    newline included, is part of the name."""
     place = str(place)
     if re.match(r"^https?://", place):
-        return {"kind": "url", "url": place, "path": place.rstrip("/").rsplit("/", 1)[-1], "host": ""}
-    match = re.match(r"^([A-Za-z0-9_.-]+):(/.*)$", place)
+        name = place.rstrip("/").rsplit("/", 1)[-1]
+        if name in ("", ".", "..") or "\n" in place:
+            raise ValueError(f"{place!r}: a URL must name a file (its last path segment)")
+        return {"kind": "url", "url": place, "path": name, "host": ""}
+    match = re.fullmatch(r"([A-Za-z0-9_.-]+):(/.*)", place, re.DOTALL)
     if match:
         host, path = match.groups()
         if host not in hosts:
             raise ValueError(f"'{place}': {host} is not a host of this topology ({', '.join(sorted(hosts))})")
-        return {"kind": "ssh", "host": host, "path": path, "url": ""}
+        return {"kind": "ssh", "host": host, "path": _normal(path), "url": ""}
     if not place.startswith("/"):
         raise ValueError(f"'{place}': a controller path must be absolute")
-    return {"kind": "local", "host": "", "path": place, "url": ""}
+    return {"kind": "local", "host": "", "path": _normal(place), "url": ""}
+
+
+def _normal(path):
+    return "/" + "/".join(part for part in path.split("/") if part)
+
+
+def target_problem(path):
+    """Why `path` cannot be a data target, or '' if it can. A target is replaced by the dataset, so it must
+    be an absolute path below a top-level folder, without '.' or '..' components."""
+    path = str(path)
+    parts = path.split("/")
+    if not path.strip():
+        return "an empty path is refused (the target is replaced by the dataset)"
+    if not path.startswith("/"):
+        return "a relative path is refused"
+    if any(part in (".", "..") for part in parts):
+        return "a path with '.' or '..' components is refused"
+    if len([part for part in parts if part]) < 2:
+        return "/ or a top-level folder is refused (the target is replaced by the dataset)"
+    return ""
 
 
 class FilterModule:
     def filters(self):
         return {"eflows_substitute": substitute, "eflows_launch_command": launch_command,
-                "eflows_sbatch_options": sbatch_options, "eflows_data_place": data_place}
+                "eflows_sbatch_options": sbatch_options, "eflows_data_place": data_place,
+                "eflows_target_problem": target_problem}
