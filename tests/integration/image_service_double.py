@@ -3,6 +3,7 @@ build farm, which cannot run here). It speaks the protocol orch's ImageCreation 
 
     POST /build/                   {machine, workflow, step_id, force} -> 201 {"id": N}
     GET  /build/<id>               -> {"status": "BUILDING"} once, then {"status": "FINISHED", "filename": ...}
+                                      (or, made with fail_with=MESSAGE, {"status": "FAILED", "message": MESSAGE})
     GET  /images/download/<file>   -> the image archive
 
 and serves an image made from the repository's example workflow (application + kernels + a manifest
@@ -39,7 +40,9 @@ def _no_cache(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
 
 
 class ImageServiceDouble:
-    def __init__(self) -> None:
+    def __init__(self, fail_with: str = "") -> None:
+        """fail_with: every build ends FAILED with this message (a service that cannot build the image)."""
+        self.fail_with = fail_with
         self.builds: dict[int, dict] = {}
         self.requests: list[dict] = []
         self.lock = threading.Lock()
@@ -77,6 +80,8 @@ class ImageServiceDouble:
                         build["polls"] += 1
                         if build["polls"] < 2:
                             return self._json(200, {"status": "BUILDING"})
+                    if double.fail_with:
+                        return self._json(200, {"status": "FAILED", "message": double.fail_with})
                     return self._json(200, {"status": "FINISHED", "filename": f"image-{parts[1]}.tar.gz",
                                             "image_id": f"image-{parts[1]}"})
                 if len(parts) == 3 and parts[:2] == ["images", "download"]:

@@ -1,0 +1,197 @@
+"""The embedded data mover (playbooks/eflows/data_move.yaml) through the CLI, on this machine: the target is
+replaced by the dataset (not merged into), dangerous targets are refused, a URL source (a local HTTP
+server), both checksum checks (source vs staged, staged vs target) provoked for real, and a failed move
+that leaves the old target as it was. The topology (tests/integration/data/data_mover.yaml) has only the
+pipeline, so its deploy runs nothing."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TOPOLOGY = ROOT / "tests" / "integration" / "data" / "data_mover.yaml"
+
+
+def orch(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "orchestrator.cli", "--home", str(home), *args],
+                          capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
+
+
+def move(home: Path, source: str, target: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return orch(home, "run", "mover", "--set", f"source={source}", "--set", f"target={target}", env=env)
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    """Every file under `folder`, by its path relative to it, with its bytes."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def leftovers(target: Path) -> list[str]:
+    """What a move left next to its target (its sibling folders and packs)."""
+    return sorted(p.name for p in target.parent.iterdir() if p.name.startswith(f".{target.name}.orch-"))
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    home = tmp_path_factory.mktemp("mover") / "home"
+    deployed = orch(home, "deploy", str(TOPOLOGY), "-n", "mover")
+    assert deployed.returncode == 0, deployed.stderr
+    return home
+
+
+def dataset(folder: Path, files: dict[str, str]) -> Path:
+    folder.mkdir(parents=True)
+    for name, text in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
+    return folder
+
+
+def test_the_target_holds_exactly_the_last_dataset(home, tmp_path):
+    first = dataset(tmp_path / "first", {"a.txt": "one", "b.txt": "two", "sub/c.txt": "three"})
+    second = dataset(tmp_path / "second", {"d.txt": "four", "e.txt": "five"})
+    target = tmp_path / "cluster" / "input"
+    for source, host in ((first, "data:"), (second, "")):  # from a host, then from the controller
+        moved = move(home, f"{host}{source}", f"environment:{target}")
+        assert moved.returncode == 0, moved.stderr
+        assert tree(target) == tree(source)
+        assert leftovers(target) == []
+    # a controller target is replaced the same way
+    local = tmp_path / "results" / "here"
+    for source in (first, second):
+        moved = move(home, f"data:{source}", str(local))
+        assert moved.returncode == 0, moved.stderr
+        assert tree(local) == tree(source)
+
+
+def test_modes_at_the_target_are_those_of_ordinary_files(home, tmp_path):
+    source = dataset(tmp_path / "private", {"secret-looking.txt": "x", "sub/deep.txt": "y", "run.sh": "true"})
+    for path in source.rglob("*"):
+        path.chmod(0o700 if path.is_dir() or path.name == "run.sh" else 0o600)
+    target = tmp_path / "cluster" / "modes"
+    moved = move(home, f"data:{source}", f"environment:{target}")
+    assert moved.returncode == 0, moved.stderr
+    modes = {str(p.relative_to(target)): stat.S_IMODE(p.stat().st_mode) for p in target.rglob("*")}
+    assert modes == {"secret-looking.txt": 0o644, "sub": 0o755, "sub/deep.txt": 0o644, "run.sh": 0o755}
+    assert stat.S_IMODE(target.stat().st_mode) == 0o755
+
+
+@pytest.mark.parametrize("target, problem", [
+    ("/", "/ or a top-level folder is refused"),
+    ("/tmp", "/ or a top-level folder is refused"),
+    ("{tmp}/a/../b", "'.' or '..' components is refused"),
+    ("{tmp}/./b", "'.' or '..' components is refused"),
+    ("environment:/", "/ or a top-level folder is refused"),
+])
+def test_dangerous_targets_are_refused(home, tmp_path, target, problem):
+    source = dataset(tmp_path / "set", {"a.txt": "a"})
+    moved = move(home, str(source), target.format(tmp=tmp_path))
+    assert moved.returncode == 1
+    assert problem in moved.stdout + moved.stderr and "Traceback" not in moved.stderr
+    assert "task 'Refuse a target that cannot safely be replaced by the dataset'" in moved.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def http_server(tmp_path):
+    """python -m http.server on 127.0.0.1 serving tmp_path/www, stopped by its PID."""
+    www = tmp_path / "www"
+    www.mkdir()
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory", str(www),
+                               str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):  # bounded wait for it to listen
+            try:
+                urllib.request.urlopen(url, timeout=1).close()
+                break
+            except OSError:
+                assert server.poll() is None, "the HTTP server exited"
+                time.sleep(0.1)
+        else:
+            pytest.fail(f"the HTTP server did not answer on {url}")
+        yield www, url
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_url_sources_an_archive_and_a_file(home, tmp_path, http_server):
+    www, url = http_server
+    source = dataset(tmp_path / "packed", {"one.txt": "alpha beta", "two/three.txt": "gamma"})
+    subprocess.run(["tar", "-czf", str(www / "set.tar.gz"), "-C", str(source), "."], check=True)
+    (www / "single.txt").write_text("just one file\n")
+    target = tmp_path / "cluster" / "from-url"
+    moved = move(home, f"{url}/set.tar.gz", f"environment:{target}")
+    assert moved.returncode == 0, moved.stderr
+    assert tree(target) == tree(source)
+    moved = move(home, f"{url}/single.txt", f"environment:{target}")
+    assert moved.returncode == 0, moved.stderr
+    assert tree(target) == {"single.txt": b"just one file\n"}
+    missing = move(home, f"{url}/nothing-here.tar.gz", f"environment:{target}")
+    assert missing.returncode == 1 and "task 'Download'" in missing.stderr
+    assert tree(target) == {"single.txt": b"just one file\n"}  # a failed move leaves the target as it was
+
+
+def test_data_changed_between_source_and_staging_fails_and_keeps_the_target(home, tmp_path):
+    # procfs reports its files as 0 bytes long but reads them with content: tar (which trusts the size) packs
+    # an empty file, sha256sum at the source reads the content - a real source whose data alters on the way
+    target = tmp_path / "cluster" / "kept"
+    before = dataset(tmp_path / "before", {"old.txt": "old"})
+    assert move(home, str(before), str(target)).returncode == 0
+    moved = move(home, "data:/proc/version", str(target))
+    assert moved.returncode == 1
+    assert "the data changed on the way from data:/proc/version" in moved.stderr
+    assert "task 'Compare with the source's own checksums'" in moved.stderr
+    assert tree(target) == {"old.txt": b"old"} and leftovers(target) == []
+
+
+FAULTY_TAR = """#!/bin/sh
+# TEST DOUBLE of a faulty filesystem at the target: the real tar, then, when it unpacked into a move's new
+# folder next to a target (.NAME.orch-XXXXXX), one byte appended to every file it wrote there.
+{real} "$@" || exit $?
+dir=""; next=""
+for arg in "$@"; do
+  if [ "$next" = 1 ]; then dir=$arg; next=""; fi
+  [ "$arg" = -C ] && next=1
+done
+case "$dir" in
+  */.*.orch-*) find "$dir" -type f -exec sh -c 'printf x >> "$1"' sh {{}} \\; ;;
+esac
+"""
+
+
+def test_data_altered_at_the_target_fails_and_keeps_the_target(home, tmp_path):
+    target = tmp_path / "cluster" / "kept"
+    before = dataset(tmp_path / "before", {"old.txt": "old"})
+    assert move(home, str(before), f"environment:{target}").returncode == 0
+    tools = tmp_path / "faulty-tools"
+    tools.mkdir()
+    real_tar = subprocess.run(["sh", "-c", "command -v tar"], capture_output=True, text=True, check=True).stdout.strip()
+    (tools / "tar").write_text(FAULTY_TAR.format(real=real_tar))
+    (tools / "tar").chmod(0o755)
+    env = {**os.environ, "PATH": f"{tools}{os.pathsep}{os.environ['PATH']}"}
+    after = dataset(tmp_path / "after", {"new.txt": "new", "more.txt": "more"})
+    moved = move(home, f"data:{after}", f"environment:{target}", env=env)
+    assert moved.returncode == 1
+    assert f"checksum mismatch at environment:{target}" in moved.stderr
+    assert "task 'Check that every file arrived whole'" in moved.stderr
+    assert tree(target) == {"old.txt": b"old"} and leftovers(target) == []
+    # the same move without the faulty filesystem goes through
+    assert move(home, f"data:{after}", f"environment:{target}").returncode == 0
+    assert tree(target) == tree(after)
