@@ -39,6 +39,21 @@ class Result:
     deployment: str
     execution_id: str
     outcome: Outcome
+    nothing_to_do: bool = False
+
+
+@dataclass(frozen=True)
+class DeployStart:
+    """What a deploy is about to do, told once its topology has loaded and its lock is held.
+
+    mode: "new"; "again" (the deployment exists: every operation runs again with this topology and
+    these inputs); "resume" (`kept` operations completed before are kept); "nothing_to_resume"."""
+
+    name: str
+    mode: str
+    previous_status: str | None
+    kept: int
+    workflows: tuple[str, ...] = ()
 
 
 def read_inputs(files: list[str], assignments: list[str]) -> dict[str, Any]:
@@ -65,6 +80,21 @@ def new_execution_id() -> str:
     return secrets.token_hex(4)
 
 
+def _refuse_resume_of_undeploy(deployment: Deployment) -> None:
+    if deployment.status in ("undeploying", "undeploy_failed"):
+        raise UsageError(f"deployment '{deployment.name}' is {deployment.status}: finish it with "
+                         f"'orch undeploy {deployment.name}', or deploy it again with 'orch deploy TOPOLOGY -n "
+                         f"{deployment.name}'")
+
+
+def _resume_command(name: str, workflow: str, execution_id: str) -> str:
+    if workflow == INSTALL:
+        return f"orch deploy --resume {name}"
+    if workflow == UNINSTALL:
+        return f"orch undeploy {name}"
+    return f"orch run {name} --resume {execution_id}"
+
+
 def _require_deployed(deployment: Deployment) -> None:
     if deployment.status != "deployed":
         raise UsageError(f"deployment '{deployment.name}' is {deployment.status}, not deployed: "
@@ -88,11 +118,16 @@ class Orchestrator:
 
     def deploy(self, name: str, path: str | None, inputs: Mapping[str, Any], *, resume: bool = False,
                reporter: Reporter | None = None, cancel: threading.Event | None = None,
-               allow_remote_imports: bool = False) -> Result:
+               allow_remote_imports: bool = False,
+               on_start: Callable[[DeployStart], None] | None = None) -> Result:
+        """Deploy anew, deploy again over an existing deployment (every operation runs again: playbooks
+        are idempotent), or resume one (what completed is kept). on_start hears which, once the
+        topology has loaded and the deployment's lock is held."""
         existing = self.store.deployment(name)
         if resume:
             if existing is None:
                 raise UsageError(f"no deployment named '{name}' to resume")
+            _refuse_resume_of_undeploy(existing)
             # the inputs it was deployed with, and what is given now on top (to mend a wrong value)
             path, inputs = existing.topology_path, {**self._unsealed(existing.inputs), **inputs}
         if path is None:
@@ -100,12 +135,27 @@ class Orchestrator:
         topology = self._load_for_deployment(name, path, inputs, allow_remote_imports)
         self.store.acquire(name, "deploy")
         try:
+            existing = self.store.deployment(name)  # again, under the lock
+            if resume and existing is not None:
+                _refuse_resume_of_undeploy(existing)
+                finished = self._finished_install(name)
+                if finished is not None:
+                    if existing.status != "deployed":
+                        self.store.set_deployment_status(name, "deployed")
+                    if on_start:
+                        on_start(DeployStart(name, "nothing_to_resume", existing.status, 0,
+                                             tuple(topology.workflows)))
+                    return Result(name, finished, Outcome(ok=True), nothing_to_do=True)
             self.store.create_or_update_deployment(name, str(Path(path).resolve()), topology.template_file,
                                                    seal(self.home, inputs), "deploying")
             execution_id, done = self._execution_to_continue(name, INSTALL) if resume else (None, set())
             if execution_id is None:
                 execution_id = new_execution_id()
                 self.store.start_execution(execution_id, name, INSTALL, {})
+            mode = "resume" if resume else ("again" if existing is not None else "new")
+            if on_start:
+                on_start(DeployStart(name, mode, existing.status if existing else None, len(done),
+                                     tuple(topology.workflows)))
             self.store.add_event(name, execution_id, "deployment", f"deploy started (execution {execution_id})")
             with self._executor() as executor:
                 outcome = self._scheduler(name, topology, execution_id, executor, reporter, cancel).run(
@@ -115,6 +165,11 @@ class Orchestrator:
             return Result(name, execution_id, outcome)
         finally:
             self.store.release(name)
+
+    def _finished_install(self, name: str) -> str | None:
+        """The id of the deployment's install execution when its last one succeeded (nothing to resume)."""
+        installs = [e for e in self.store.executions(name) if e.workflow == INSTALL]
+        return installs[-1].id if installs and installs[-1].status == "done" else None
 
     def undeploy(self, name: str, *, reporter: Reporter | None = None,
                  cancel: threading.Event | None = None) -> Result:
@@ -193,12 +248,13 @@ class Orchestrator:
                                             inputs=workflow_inputs)
                 scheduler.should_cancel = lambda: self.store.cancel_requested(execution_id)
                 outcome = scheduler.run(graph, done)
-            self.store.set_execution_outputs(execution_id, self._evaluate_outputs(name, topology, workflow_inputs))
             error = "; ".join(str(f) for f in outcome.failures) or None
             status = "done" if outcome.ok else ("cancelled" if outcome.cancelled else "failed")
-            self.store.end_execution(execution_id, status, error)
-            self.store.add_event(name, execution_id, "execution", f"workflow {workflow} {status}"
-                                 + (f": {error}" if error else ""))
+            # an unfinished execution has no outputs: they would name results that were never written
+            outputs = self._evaluate_outputs(name, topology, workflow_inputs) if outcome.ok else None
+            self.store.end_execution(execution_id, status, error, outputs=outputs,
+                                     event=("execution", f"workflow {workflow} {status}"
+                                            + (f": {error}" if error else "")))
             return Result(name, execution_id, outcome)
         finally:
             self.store.release(name)
@@ -246,13 +302,48 @@ class Orchestrator:
         return "cancelled"
 
     def executions(self, name: str) -> list[dict[str, Any]]:
+        """Each execution with its status; one still `running` whose process is gone is `interrupted`,
+        with the command that resumes it."""
         self._existing(name)
-        return [{"id": e.id, "workflow": e.workflow, "status": e.status, "started": e.started, "ended": e.ended,
-                 "inputs": shown(e.inputs), "outputs": e.outputs, "error": e.error}
-                for e in self.store.executions(name)]
+        rows = []
+        for e in self.store.executions(name):
+            status, resume = e.status, None
+            if status == "running" and self._interrupted(name, e.id):
+                status, resume = "interrupted", _resume_command(name, e.workflow, e.id)
+            rows.append({"id": e.id, "workflow": e.workflow, "status": status, "started": e.started,
+                         "ended": e.ended, "inputs": shown(e.inputs), "outputs": e.outputs, "error": e.error,
+                         "resume": resume})
+        return rows
+
+    def _interrupted(self, name: str, execution_id: str) -> bool:
+        """Running in the store, yet no live process holds the deployment's lock: its orch died.
+        (The execution is read again after the lock: it may have ended while we looked.)"""
+        if self.store.lock_is_live(name):
+            return False
+        current = self.store.execution(execution_id)
+        return current is not None and current.status == "running"
+
+    def execution(self, name: str, execution_id: str) -> dict[str, Any]:
+        for row in self.executions(name):
+            if row["id"] == execution_id:
+                return row
+        raise UsageError(f"no execution '{execution_id}' of deployment '{name}'")
 
     def events(self, name: str, execution_id: str | None = None, after_id: int = 0):
+        self._existing(name)
+        if execution_id is not None:
+            self.execution(name, execution_id)  # an unknown id is an error, not an empty log
         return self.store.events(name, execution_id, after_id)
+
+    def latest_execution(self, name: str) -> str:
+        executions = self.store.executions(self._existing(name).name)
+        if not executions:
+            raise UsageError(f"deployment '{name}' has no execution to follow")
+        return executions[-1].id
+
+    def execution_ended(self, name: str, execution_id: str) -> bool:
+        """True once the execution is over: ended, or interrupted (its process is gone)."""
+        return self.execution(name, execution_id)["status"] != "running"
 
     def _workflow_inputs(self, topology: Topology, workflow: str, given: Mapping[str, Any]) -> dict[str, Any]:
         definitions = topology.workflows[workflow].inputs if workflow in topology.workflows else {}
@@ -283,8 +374,13 @@ class Orchestrator:
             last[run.node] = {"operation": run.operation, "status": run.status, "host": run.host,
                               "error": run.error}
         nodes = sorted(set(states) | set(last))
+        interrupted = deployment.status in ("deploying", "undeploying") and not self.store.lock_is_live(name)
+        resume = None
+        if interrupted:
+            resume = f"orch deploy --resume {name}" if deployment.status == "deploying" else f"orch undeploy {name}"
         return {
-            "name": name, "status": deployment.status, "topology": deployment.topology_path,
+            "name": name, "status": deployment.status, "interrupted": interrupted, "resume": resume,
+            "topology": deployment.topology_path,
             "nodes": {n: {"state": states.get(n, "initial"), "host": (last.get(n) or {}).get("host"),
                           "last_operation": last.get(n), "attributes": attributes.get(n, {})} for n in nodes},
         }
@@ -293,8 +389,10 @@ class Orchestrator:
         deployment = self._existing(name)
         topology = self._load_for_deployment(name, deployment.topology_path, self._unsealed(deployment.inputs),
                                              False, reuse=True)
-        executions = [e for e in self.store.executions(name) if e.workflow not in (INSTALL, UNINSTALL)]
-        # after a run, outputs that read workflow inputs show that run's values (defaults included)
+        # after a run, outputs that read workflow inputs show the last successful run's values (defaults
+        # included): an unfinished run's would name results that were never written
+        executions = [e for e in self.store.executions(name)
+                      if e.workflow not in (INSTALL, UNINSTALL) and e.status == "done"]
         latest_inputs = None
         if executions:
             try:
@@ -369,9 +467,9 @@ class Orchestrator:
     def _finish(self, name: str, execution_id: str, outcome: Outcome, status: str) -> None:
         error = "; ".join(str(f) for f in outcome.failures) or None
         self.store.end_execution(execution_id, "done" if outcome.ok else
-                                 ("cancelled" if outcome.cancelled else "failed"), error)
-        self.store.set_deployment_status(name, status)
-        self.store.add_event(name, execution_id, "deployment", f"{status}" + (f": {error}" if error else ""))
+                                 ("cancelled" if outcome.cancelled else "failed"), error,
+                                 deployment_status=status,
+                                 event=("deployment", f"{status}" + (f": {error}" if error else "")))
 
 
 def retry_policy(topology: Topology) -> RetryPolicy:
@@ -386,4 +484,4 @@ def retry_policy(topology: Topology) -> RetryPolicy:
     return policy
 
 
-__all__ = ["Orchestrator", "UsageError", "StoreError", "read_inputs", "Result"]
+__all__ = ["Orchestrator", "UsageError", "StoreError", "read_inputs", "Result", "DeployStart"]

@@ -22,7 +22,7 @@ from orchestrator.model import LoadError, Step, Topology, UsageError
 from orchestrator.store.sqlite import DeploymentBusy, default_home
 
 if TYPE_CHECKING:
-    from orchestrator.api import Orchestrator
+    from orchestrator.api import DeployStart, Orchestrator
     from orchestrator.engine.scheduler import Outcome
     from orchestrator.executors.results import TaskEvent
 
@@ -95,6 +95,7 @@ def _problems_exit(problems: list) -> None:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="orch", prog_name="orch", message="%(prog)s %(version)s")
 @click.option("--home", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where orch keeps its state (default $ORCH_HOME or ~/.local/share/orch).")
 @click.pass_context
@@ -170,15 +171,36 @@ def deploy(ctx: click.Context, topology: str | None, name: str | None, workers: 
     if resume_name is None and topology is None:
         raise UsageError("deploy needs a TOPOLOGY file, or --resume NAME")
     name = resume_name or name or Path(topology).stem
+    started: list[DeployStart] = []
+
+    def on_start(start: DeployStart) -> None:
+        started.append(start)
+        err.print(_deploy_start_line(start), markup=False)
+
     with AnsibleExecutor(_home(ctx), warm=True) as executor:
         inputs = _read_inputs(input_files, assignments)
         orch = _orchestrator(ctx, workers, executor)
         cancel = _cancel_on_signals()
-        err.print(f"deploying [bold]{name}[/]" + (" (resuming)" if resume_name else ""))
         result = orch.deploy(name, topology, inputs, resume=resume_name is not None,
                              reporter=ProgressReporter(err, verbose), cancel=cancel,
-                             allow_remote_imports=allow_remote_imports)
-    _finish("deploy", name, result.outcome, f"orch outputs {name}")
+                             allow_remote_imports=allow_remote_imports, on_start=on_start)
+    if result.nothing_to_do:
+        return
+    workflows = started[0].workflows if started else ()
+    _finish("deploy", name, result.outcome, f"orch run {name}" if workflows else f"orch outputs {name}")
+
+
+def _deploy_start_line(start: DeployStart) -> str:
+    if start.mode == "nothing_to_resume":
+        return (f"{start.name} is deployed: nothing to resume (to run every operation again: "
+                f"orch deploy TOPOLOGY -n {start.name})")
+    if start.mode == "resume":
+        return f"resuming the deploy of {start.name}: {start.kept} completed operations kept, the rest runs"
+    if start.mode == "again":
+        return (f"deploying {start.name} again (it exists, {start.previous_status}): every operation runs "
+                f"again with this topology and these inputs; to keep what completed use "
+                f"orch deploy --resume {start.name}")
+    return f"deploying {start.name}"
 
 
 @cli.command()
@@ -251,6 +273,10 @@ def executions(ctx: click.Context, name: str, as_json: bool) -> None:
         table.add_row(row["id"], row["workflow"], row["status"],
                       time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["started"])), took, row["error"] or "")
     out.print(table)
+    for row in rows:
+        if row["status"] == "interrupted":
+            out.print(f"{row['id']} was interrupted: its process is gone; resume it with: {row['resume']}",
+                      markup=False)
 
 
 @cli.command()
@@ -262,24 +288,27 @@ def logs(ctx: click.Context, name: str, execution_id: str | None, follow: bool) 
     """Events of a deployment (or of one execution): Ansible tasks as they finish, job states, steps."""
     orch = _orchestrator(ctx)
     if execution_id is None and follow:
-        executions = orch.store.executions(name)
-        if not executions:
-            raise UsageError(f"deployment '{name}' has no execution to follow")
-        execution_id = executions[-1].id
+        execution_id = orch.latest_execution(name)
     last = 0
-    while True:
+
+    def print_new() -> None:
+        nonlocal last
         for event in orch.events(name, execution_id, last):
             last = event.id
             where = f"{event.node} {event.operation or ''}".strip() if event.node else ""
             stamp = time.strftime("%H:%M:%S", time.localtime(event.ts))
             out.print(f"{stamp} {event.kind:<10} {where + ': ' if where else ''}{event.message}", markup=False)
+
+    while True:
+        print_new()
         if not follow:
             return
-        execution = orch.store.execution(execution_id) if execution_id else None
-        if execution is not None and execution.status != "running":
-            for event in orch.events(name, execution_id, last):  # what arrived while we looked
-                out.print(f"{time.strftime('%H:%M:%S', time.localtime(event.ts))} {event.kind:<10} {event.message}",
-                          markup=False)
+        if orch.execution_ended(name, execution_id):
+            print_new()  # what arrived while we looked
+            execution = orch.execution(name, execution_id)
+            if execution["status"] == "interrupted":
+                err.print(f"execution {execution_id} was interrupted (its process is gone); "
+                          f"resume it with: {execution['resume']}", markup=False)
             return
         time.sleep(0.3)
 
@@ -324,14 +353,18 @@ def status(ctx: click.Context, name: str, as_json: bool) -> None:
     if as_json:
         out.print_json(json.dumps(data, default=str))
         return
-    out.print(f"[bold]{name}[/]: {data['status']}  ({data['topology']})")
-    table = Table("node", "state", "host", "last operation", "attributes")
+    out.print(f"{name}: {data['status']}  ({data['topology']})", markup=False)
+    if data["interrupted"]:
+        out.print(f"interrupted: its process is gone; continue with: {data['resume']}", markup=False)
+    table = Table("node", "state", "host", "last operation")
     for node, info in data["nodes"].items():
         last = info["last_operation"] or {}
-        attrs = ", ".join(f"{k}={v}" for k, v in info["attributes"].items())
-        table.add_row(node, info["state"], info["host"] or "", f"{last.get('operation', '')} {last.get('status', '')}",
-                      attrs)
+        table.add_row(node, info["state"], info["host"] or "", f"{last.get('operation', '')} {last.get('status', '')}")
     out.print(table)
+    # attributes on lines of their own: paths and versions are too long for a table column at 80 columns
+    for node, info in data["nodes"].items():
+        for key, value in info["attributes"].items():
+            out.print(f"{node}.{key}: {value}", markup=False)
 
 
 @cli.command()
@@ -340,7 +373,14 @@ def status(ctx: click.Context, name: str, as_json: bool) -> None:
 @click.pass_context
 def outputs(ctx: click.Context, name: str, as_json: bool) -> None:
     """The deployment's outputs."""
-    values = _orchestrator(ctx).outputs(name)
+    orch = _orchestrator(ctx)
+    values = orch.outputs(name)
+    runs = [e for e in orch.executions(name) if e["workflow"] not in ("install", "uninstall")]
+    if runs and runs[-1]["status"] != "done":
+        done = [e for e in runs if e["status"] == "done"]
+        err.print(f"note: the latest execution {runs[-1]['id']} is {runs[-1]['status']}; its results are not "
+                  + (f"these (they are execution {done[-1]['id']}'s)" if done else "there: no execution has succeeded"),
+                  markup=False)
     if as_json:
         out.print_json(json.dumps(values, default=str))
         return

@@ -291,17 +291,26 @@ class Store:
 
     def reopen_execution(self, execution_id: str) -> None:
         with self._tx() as c:
-            c.execute("UPDATE executions SET status='running', ended=NULL, error=NULL, cancel_requested=0"
-                      " WHERE id=?", (execution_id,))
+            c.execute("UPDATE executions SET status='running', ended=NULL, error=NULL, outputs=NULL,"
+                      " cancel_requested=0 WHERE id=?", (execution_id,))
 
-    def end_execution(self, execution_id: str, status: str, error: str | None = None) -> None:
+    def end_execution(self, execution_id: str, status: str, error: str | None = None, *,
+                      outputs: dict[str, Any] | None = None, deployment_status: str | None = None,
+                      event: tuple[str, str] | None = None) -> None:
+        """The end of an execution in one transaction: its status and error, its outputs (kept only
+        for an execution that succeeded), the deployment's new status and the closing event. A crash
+        can never leave the execution done and its deployment still deploying."""
+        now = time.time()
         with self._tx() as c:
-            c.execute("UPDATE executions SET status=?, ended=?, error=? WHERE id=?",
-                      (status, time.time(), error, execution_id))
-
-    def set_execution_outputs(self, execution_id: str, outputs: dict[str, Any]) -> None:
-        with self._tx() as c:
-            c.execute("UPDATE executions SET outputs=? WHERE id=?", (json.dumps(outputs), execution_id))
+            c.execute("UPDATE executions SET status=?, ended=?, error=?, outputs=? WHERE id=?",
+                      (status, now, error, json.dumps(outputs) if outputs is not None else None, execution_id))
+            row = c.execute("SELECT deployment FROM executions WHERE id=?", (execution_id,)).fetchone()
+            if row and deployment_status is not None:
+                c.execute("UPDATE deployments SET status=?, updated=? WHERE name=?",
+                          (deployment_status, now, row["deployment"]))
+            if row and event is not None:
+                c.execute("INSERT INTO events (deployment, execution_id, ts, kind, message) VALUES (?,?,?,?,?)",
+                          (row["deployment"], execution_id, now, event[0], event[1]))
 
     def request_cancel(self, execution_id: str) -> None:
         """Asked from another process: the one running the execution sees it and cancels."""
