@@ -19,6 +19,17 @@ NORMATIVE_INTERFACES = {"Standard": "tosca.interfaces.node.lifecycle.Standard",
                         "Configure": "tosca.interfaces.relationship.Configure",
                         "Runnable": "tosca.interfaces.node.lifecycle.Runnable"}
 OPERATION_HOSTS = ("SELF", "HOST", "SOURCE", "TARGET", "ORCHESTRATOR")
+IMPLEMENTATION_KEYWORDS = {"primary", "dependencies", "timeout", "operation_host"}
+ARTIFACT_KEYWORDS = {"file", "type", "repository", "description", "deploy_path", "artifact_version",
+                     "checksum", "checksum_algorithm", "properties"}
+PARAMETER_KEYWORDS = {"type", "description", "value", "required", "default", "status", "constraints",
+                      "key_schema", "entry_schema", "metadata", "external-schema"}
+
+
+def is_parameter_definition(value: Any) -> bool:
+    """A mapping of parameter-definition keywords with a `type` or a `value` (not a map value)."""
+    return (isinstance(value, dict) and bool(value) and set(value) <= PARAMETER_KEYWORDS
+            and ("type" in value or "value" in value))
 
 
 class NodeBuilder:
@@ -206,6 +217,15 @@ class NodeBuilder:
                 continue
             allowed = self.allowed_operations(short, type_name)
             ops = merged.setdefault(short, {})
+            shared = iface.get("inputs")
+            if shared is not None and not isinstance(shared, dict):
+                self.problem(f"{where}.inputs", "must be a mapping")
+            elif shared:
+                # interface-level inputs reach every operation of the interface; an operation's own win
+                for op_name in ops:
+                    ops[op_name] = merge_operation(ops[op_name], {"inputs": shared})
+                for op_name in operations_of(iface):
+                    ops.setdefault(op_name, {"inputs": dict(shared)})
             for op_name, op in operations_of(iface).items():
                 if allowed and op_name not in allowed and op_name not in ops:
                     self.problem(f"{where}.{op_name}", f"interface '{short}' has no operation '{op_name}'")
@@ -246,6 +266,9 @@ class NodeBuilder:
         operation_host = None
         timeout = None
         if isinstance(impl, dict):
+            impl = self.implementation_definition(impl, f"{where}.implementation")
+            if impl is None:
+                return None
             dependencies = tuple(str(d) for d in impl.get("dependencies") or [])
             operation_host = impl.get("operation_host")
             timeout = impl.get("timeout")
@@ -270,10 +293,7 @@ class NodeBuilder:
         if not isinstance(inputs, dict):
             self.problem(f"{where}.inputs", "must be a mapping")
             inputs = {}
-        # Input *definitions* on types ({type:, default:}) carry their value in `default`.
-        inputs = {k: (v.get("default") if isinstance(v, dict) and "type" in v and "default" in v else v)
-                  for k, v in inputs.items()
-                  if not (isinstance(v, dict) and "type" in v and "default" not in v)}
+        inputs = self.input_values(inputs, f"{where}.inputs")
         self.check_functions(inputs, f"{where}.inputs", in_relationship)
         retries, retry_delay = raw.get("retries"), raw.get("retry_delay")
         if retries is not None and not (_int(retries) is not None and retries >= 0):
@@ -282,6 +302,61 @@ class NodeBuilder:
             self.problem(f"{where}.retry_delay", "must be a number of seconds (0 or more)")
         return Operation(short, name, impl or None, inputs, dependencies, operation_host,
                          _number(timeout), _int(retries), _number(retry_delay))
+
+    def implementation_definition(self, impl: Mapping[str, Any], where: str) -> dict[str, Any] | None:
+        """An implementation written as a mapping: TOSCA's `primary`/`dependencies`/`timeout`/
+        `operation_host`, or a bare artifact definition (`file`, `type`, ...), as Alien4Cloud writes it,
+        which is the primary artifact. Any other key is a problem: an operation whose playbook orch
+        cannot find must not become a no-op."""
+        if "file" in impl and "primary" not in impl:
+            unknown = sorted(set(impl) - ARTIFACT_KEYWORDS)
+            if unknown:
+                self.problem(where, f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} in an "
+                                    f"artifact definition (known: {', '.join(sorted(ARTIFACT_KEYWORDS))})")
+                return None
+            return {"primary": impl["file"]}
+        unknown = sorted(set(impl) - IMPLEMENTATION_KEYWORDS)
+        if unknown:
+            self.problem(where, f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
+                                f"(an implementation has {', '.join(sorted(IMPLEMENTATION_KEYWORDS))}, "
+                                "or is an artifact definition with a 'file')")
+            return None
+        if "primary" not in impl:
+            self.problem(where, "an implementation mapping needs a 'primary' artifact (or a 'file')")
+            return None
+        primary = impl["primary"]
+        if isinstance(primary, dict) and not isinstance(primary.get("file"), str):
+            self.problem(f"{where}.primary", "an artifact definition needs a 'file'")
+            return None
+        dependencies = impl.get("dependencies")
+        if dependencies is not None and not isinstance(dependencies, list):
+            self.problem(f"{where}.dependencies", "must be a list of artifacts")
+            return None
+        files = [d.get("file") if isinstance(d, dict) else d for d in dependencies or []]
+        if not all(isinstance(f, str) for f in files):
+            self.problem(f"{where}.dependencies", "each dependency is a file path or an artifact definition "
+                                                  "with a 'file'")
+            return None
+        return {**impl, "dependencies": files}
+
+    def input_values(self, inputs: Mapping[str, Any], where: str) -> dict[str, Any]:
+        """Operation inputs as values. A parameter definition (TOSCA 1.3 §3.6.14: `type`, `value`,
+        `default`, `required`, ...) gives its `value`, else its `default`; one marked `required: true`
+        with neither is a problem. Without `required`, a definition with no value declares a parameter
+        that a derived type or a template may assign (as type libraries commonly do) and, unassigned,
+        is left out."""
+        values: dict[str, Any] = {}
+        for name, value in inputs.items():
+            if not is_parameter_definition(value):
+                values[name] = value
+            elif "value" in value:
+                values[name] = value["value"]
+            elif "default" in value:
+                values[name] = value["default"]
+            elif value.get("required") is True:
+                self.problem(f"{where}.{name}", "a required input with no value (give it a 'value' or a "
+                                                "'default')")
+        return values
 
     def artifacts(self, type_name: str, raw: Any, place: str) -> dict[str, Artifact]:
         merged = self.registry.merged_section(type_name, "artifacts")
@@ -309,7 +384,7 @@ class NodeBuilder:
         impl = op.get("implementation")
         paths = [impl] if isinstance(impl, str) else []
         if isinstance(impl, dict):
-            primary = impl.get("primary")
+            primary = impl.get("primary", impl.get("file"))
             primary = primary.get("file") if isinstance(primary, dict) else primary
             paths += [primary] if isinstance(primary, str) else []
             dependencies = impl.get("dependencies")

@@ -126,6 +126,7 @@ class TypeRegistry:
 
     def _interface_operations(self, name: str) -> dict[str, dict[str, dict[str, Any]]]:
         merged: dict[str, dict[str, dict[str, Any]]] = {}
+        shared: dict[str, dict[str, Any]] = {}
         for definition in self._from_root(name):
             for iface_name, iface in (definition.get("interfaces") or {}).items():
                 if not isinstance(iface, dict):
@@ -134,6 +135,13 @@ class TypeRegistry:
                 ops = merged.setdefault(short, {})
                 for op_name, op_def in operations_of(iface).items():
                     ops[op_name] = merge_operation(ops.get(op_name, {}), op_def)
+                if isinstance(iface.get("inputs"), dict):
+                    shared.setdefault(short, {}).update(iface["inputs"])
+        # an interface's inputs are available to all its operations (TOSCA 1.3 §3.7.5); an operation's
+        # own inputs of the same name win
+        for short, inputs in shared.items():
+            for op_name, op in merged[short].items():
+                merged[short][op_name] = {**op, "inputs": {**inputs, **(op.get("inputs") or {})}}
         return merged
 
     def interface_type_operations(self, interface_type: str) -> set[str]:
@@ -240,6 +248,8 @@ def absolutize_operation(op: Mapping[str, Any], base_dir: str) -> dict[str, Any]
             impl["primary"] = _absolute(impl["primary"], base_dir)
         elif isinstance(impl.get("primary"), dict) and isinstance(impl["primary"].get("file"), str):
             impl["primary"] = {**impl["primary"], "file": _absolute(impl["primary"]["file"], base_dir)}
+        if isinstance(impl.get("file"), str):  # a bare artifact definition
+            impl["file"] = _absolute(impl["file"], base_dir)
         if isinstance(impl.get("dependencies"), list):
             impl["dependencies"] = [_absolute(d, base_dir) if isinstance(d, str) else d
                                     for d in impl["dependencies"]]
