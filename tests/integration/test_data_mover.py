@@ -23,7 +23,7 @@ TOPOLOGY = ROOT / "tests" / "integration" / "data" / "data_mover.yaml"
 
 def orch(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "orchestrator.cli", "--home", str(home), *args],
-                          capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
+                          check=False, capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
 
 
 def move(home: Path, source: str, target: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:

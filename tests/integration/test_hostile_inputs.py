@@ -33,7 +33,7 @@ HOSTILE = [v.replace("M", MARK) for v in [
 
 def orch(home: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "orchestrator.cli", "--home", str(home), *args],
-                          capture_output=True, text=True, timeout=900, cwd=ROOT)
+                          check=False, capture_output=True, text=True, timeout=900, cwd=ROOT)
 
 
 def reference(folder: Path) -> list[str]:

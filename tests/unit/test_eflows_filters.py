@@ -4,6 +4,7 @@ enqueue_compss line, the sbatch/local line from the same code, ${name} substitut
 from __future__ import annotations
 
 import importlib.util
+import shlex
 from pathlib import Path
 
 import pytest
@@ -62,3 +63,32 @@ def test_data_places():
         eflows.data_place("nowhere:/x", hosts)
     with pytest.raises(ValueError, match="must be absolute"):
         eflows.data_place("relative/path", hosts)
+
+
+HOSTILE = ["x$(touch M)y", "x`touch M`y", 'x";touch M;"y', "x';touch M;'y", "a b", "line\nbreak", "--help", "*"]
+
+
+def test_launch_line_gives_each_hostile_value_as_one_word():
+    for launcher in ("sbatch", "local", "enqueue_compss"):
+        line = eflows.launch_command(launcher, "app/w.py", HOSTILE, image_path="/img dir/$(x)", python="/v env/py",
+                                     qos="q;x", compss_options=["--opt=a b"], modules=["m;x"])
+        words = shlex.split(line)
+        assert words[-len(HOSTILE):] == HOSTILE
+        assert "/img dir/$(x)/app/w.py" in words and "m;x" in words
+
+
+def test_data_places_keep_every_byte_of_a_name_but_redundant_slashes():
+    hosts = {"environment": {}}
+    assert eflows.data_place("environment:/a//b\nc/", hosts)["path"] == "/a/b\nc"
+    assert eflows.data_place("/x$(y)/'z'/", hosts)["path"] == "/x$(y)/'z'"
+    for url in ("http://h/a/..", "http://h/a/.", "http://h/a\nb"):
+        with pytest.raises(ValueError, match="a URL must name a file"):
+            eflows.data_place(url, hosts)
+
+
+def test_targets_that_cannot_be_replaced_safely():
+    assert eflows.target_problem("/data/in") == ""
+    assert eflows.target_problem("/data/x y$(z)") == ""
+    for path, problem in (("", "empty"), ("/", "top-level"), ("/tmp", "top-level"), ("data/in", "relative"),
+                          ("/data/../etc", "'..'"), ("/data/./in", "'.'")):
+        assert problem in eflows.target_problem(path), path
