@@ -23,6 +23,10 @@ lines. Each trial, in a fresh --home:
      that was `done` at a kill not run again, integrity ok, no instance in a transitional state, no
      run left `started`, no lock left, no orphan.
 
+Before the random trials, one deterministic trial per named point (NAMED_POINTS; --no-named-points
+skips them): orch kills itself exactly there (ORCH_KILL_AT, orchestrator/failpoints.py), the resume
+runs what is left, and a further resume of the finished deployment must run nothing.
+
 Each deploy trial also plants a password (input `admin_password`, given in an inputs file) and, at
 its end, searches every file under its $ORCH_HOME, the store's SQL dump, orch's output and the argv
 of every process orch spawned for it (torture_audit.py). Then, unless --no-bad-inputs, every case of
@@ -308,7 +312,7 @@ def reap(processes: list[Seen]) -> None:
 class Orch:
     """One orch command in its own session (so its whole group can be killed), watched from /proc."""
 
-    def __init__(self, home: Path, args: list[str], log: Path):
+    def __init__(self, home: Path, args: list[str], log: Path, env: dict[str, str] | None = None):
         self.args = args
         self.log = log
         self.started = time.monotonic()
@@ -317,7 +321,8 @@ class Orch:
         self._log_file.flush()
         self.process = subprocess.Popen([PYTHON, "-m", "orchestrator.cli", "--home", str(home), *args],
                                         stdin=subprocess.DEVNULL, stdout=self._log_file, stderr=subprocess.STDOUT,
-                                        cwd=ROOT, start_new_session=True)
+                                        cwd=ROOT, start_new_session=True,
+                                        env={**os.environ, **env} if env else None)
         self.watcher = ProcessWatcher(self.process.pid)
 
     def kill(self) -> bool:
@@ -418,6 +423,7 @@ class TrialResult:
     seconds: float = 0.0
     home: str = ""
     secret_places: list[str] = field(default_factory=list)
+    point: str = ""  # the named kill point of a deterministic trial
 
     @property
     def ok(self) -> bool:
@@ -512,8 +518,8 @@ class _Trial:
         # run mode: a job whose submit is done must not be submitted again
         return {(node, "job") for node, operation in snap["done"] if operation == "Runnable.submit"}
 
-    def start(self, args: list[str]) -> Orch:
-        command = Orch(self.home, args, self.log)
+    def start(self, args: list[str], env: dict[str, str] | None = None) -> Orch:
+        command = Orch(self.home, args, self.log, env)
         self.commands.append(command)
         return command
 
@@ -559,6 +565,50 @@ def run_trial(number: int, seed: int, settings: Settings, workdir: Path) -> Tria
     except Exception as exc:  # noqa: BLE001 - the script reports, it does not crash
         trial.fail(f"torture script error: {type(exc).__name__}: {exc}")
     trial.result.seconds = round(time.monotonic() - started, 1)
+    return trial.result
+
+
+# Where a kill must land to catch what a random delay finds only by luck: the deploy holding its
+# lock with nothing run; a batch recorded started but not run; an operation's result recorded, the
+# next not started; the deploy's end recorded, the lock not yet released (where a resume once ran
+# every operation again).
+NAMED_POINTS = ("deploy-locked", "operation-started:3", "operation-done:3", "deploy-finished")
+
+
+def run_named_trial(number: int, point: str, settings: Settings, workdir: Path) -> TrialResult:
+    """orch kills itself at a named point (ORCH_KILL_AT, orchestrator/failpoints.py); then resume
+    until done, and a further resume must run nothing. Deterministic: no delay decides anything."""
+    trial = _Trial(number, 0, settings, workdir)
+    trial.result.point = point
+    started = time.monotonic()
+    first = ["deploy", str(settings.topology), "-n", NAME, "--set", f"ledger={trial.ledger}", *trial.secret_args()]
+    try:
+        command = trial.start(first, env={"ORCH_KILL_AT": point})
+        rc = command.wait(settings.timeout)
+        if rc != -signal.SIGKILL:
+            trial.fail(f"`orch deploy` with ORCH_KILL_AT={point} exited {rc}, not killed at the point:\n"
+                       + trial.log_tail())
+            return trial.result
+        trial.after_kill(command, time.monotonic() - command.started)
+        resume = ["deploy", "--resume", NAME] if store_snapshot(trial.home)["deployment"] else first
+        trial.result.resumes += 1
+        rc = trial.start(resume).wait(settings.timeout)
+        if rc != 0:
+            trial.fail(f"`orch {' '.join(resume)}` after the kill at {point} exited {rc}:\n" + trial.log_tail())
+            return trial.result
+        before = read_ledger(trial.ledger)
+        rc = trial.start(["deploy", "--resume", NAME]).wait(settings.timeout)
+        if rc != 0 or read_ledger(trial.ledger) != before:
+            trial.fail(f"a resume of the finished deployment exited {rc} and ran "
+                       f"{sum(read_ledger(trial.ledger).values()) - sum(before.values())} operations again")
+        elif "nothing to resume" not in trial.log.read_text(errors="replace"):
+            trial.fail("a resume of the finished deployment did not say it had nothing to resume")
+        _final_checks_deploy(trial)
+        trial.search_secret()
+    except Exception as exc:  # noqa: BLE001 - the script reports, it does not crash
+        trial.fail(f"torture script error: {type(exc).__name__}: {exc}")
+    finally:
+        trial.result.seconds = round(time.monotonic() - started, 1)
     return trial.result
 
 
@@ -772,7 +822,7 @@ def calibrate(settings: Settings, workdir: Path) -> tuple[float, list[str]]:
 def torture(trials: int, seed: int, topology: Path | None = None, workdir: Path | None = None, *,
             mode: str = "deploy", nodes: int = 8, kill_window: tuple[float, float] | None = None,
             rekill: float = 0.5, max_rekills: int = 2, keep: bool = False, bad_inputs: bool = False,
-            progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+            points: tuple[str, ...] = (), progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run the trials; return the report (a dict, JSON-ready)."""
     say = progress or (lambda message: None)
     own_workdir = workdir is None
@@ -803,6 +853,14 @@ def torture(trials: int, seed: int, topology: Path | None = None, workdir: Path 
     report["kill_window_s"] = [round(x, 2) for x in settings.kill_window]
     master = random.Random(seed)
     results: list[TrialResult] = []
+    for number, point in enumerate(points if mode == "deploy" else (), start=trials + 1):
+        result = run_named_trial(number, point, settings, workdir)
+        results.append(result)
+        say(f"named point {point}: {'ok' if result.ok else 'FAILED'} - re-executed {result.reexecuted}"
+            f"{' (' + ', '.join(result.reexecuted_operations) + ')' if result.reexecuted_operations else ''}, "
+            f"{result.seconds}s" + ("".join(f"\n    - {f}" for f in result.failures)))
+        if result.ok and not keep:
+            shutil.rmtree(Path(result.home).parent, ignore_errors=True)
     for number in range(1, trials + 1):
         trial_seed = master.randrange(2 ** 31)
         runner = run_trial_run if mode == "run" else run_trial
@@ -823,7 +881,8 @@ def torture(trials: int, seed: int, topology: Path | None = None, workdir: Path 
         "secret_planted": settings.secret is not None,
         "secrets_found": sum(len(r.secret_places) for r in results),
         "failed_trials": sum(1 for r in results if not r.ok),
-        "failures": [{"trial": r.trial, "seed": r.seed, "home": r.home, "failures": r.failures}
+        "named_points": [r.point for r in results if r.point],
+        "failures": [{"trial": r.trial, "seed": r.seed, "point": r.point, "home": r.home, "failures": r.failures}
                      for r in results if not r.ok],
         "results": [asdict(r) for r in results],
     })
@@ -858,7 +917,9 @@ def render(report: dict[str, Any]) -> str:
          f"{report['operations']} operations per {report['mode']}"),
         f"  kill window      {report.get('kill_window_s', '-')} s after start"
         + (f" (uninterrupted {report['mode']}: {report['calibration_s']} s)" if 'calibration_s' in report else ""),
-        f"  trials           {report['trials']}",
+        f"  trials           {report['trials']} random"
+        + (f", {len(report['named_points'])} killed at named points ({', '.join(report['named_points'])})"
+           if report.get("named_points") else ""),
         f"  kills            {report['kills']}",
         f"  resumes          {report['resumes']}",
         f"  restarts         {report['restarts']}  (killed before the deployment/execution was recorded)",
@@ -896,6 +957,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rekill", type=float, default=0.5, help="chance a resume is killed too (default 0.5)")
     parser.add_argument("--max-rekills", type=int, default=2, help="kills of resumes per trial (default 2)")
     parser.add_argument("--no-bad-inputs", action="store_true", help="skip the bad-input corpus")
+    parser.add_argument("--no-named-points", action="store_true",
+                        help="skip the deterministic trials killed at named points (" + ", ".join(NAMED_POINTS) + ")")
     parser.add_argument("--kill-window", type=float, nargs=2, metavar=("MIN", "MAX"),
                         help="seconds after start (default: from an uninterrupted calibration run)")
     args = parser.parse_args(argv)
@@ -903,7 +966,8 @@ def main(argv: list[str] | None = None) -> int:
     report = torture(args.trials, seed, args.topology, args.workdir, mode="run" if args.run else "deploy",
                      nodes=args.nodes, kill_window=tuple(args.kill_window) if args.kill_window else None,
                      rekill=args.rekill, max_rekills=args.max_rekills, keep=args.keep,
-                     bad_inputs=not args.no_bad_inputs, progress=lambda m: print(m, file=sys.stderr, flush=True))
+                     bad_inputs=not args.no_bad_inputs, points=() if args.no_named_points else NAMED_POINTS,
+                     progress=lambda m: print(m, file=sys.stderr, flush=True))
     print(render(report))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2, default=str))

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 
+from orchestrator import failpoints
 from orchestrator.credentials import CredentialError, CredentialStore
 from orchestrator.credentials.sealed import seal, shown, unseal
 from orchestrator.credentials.reader import secret_reader
@@ -135,6 +136,7 @@ class Orchestrator:
         topology = self._load_for_deployment(name, path, inputs, allow_remote_imports)
         self.store.acquire(name, "deploy")
         try:
+            failpoints.reached("deploy-locked")
             existing = self.store.deployment(name)  # again, under the lock
             if resume and existing is not None:
                 _refuse_resume_of_undeploy(existing)
@@ -162,6 +164,7 @@ class Orchestrator:
                     install_plan(topology), done)
             status = "deployed" if outcome.ok else ("cancelled" if outcome.cancelled else "failed")
             self._finish(name, execution_id, outcome, status)
+            failpoints.reached("deploy-finished")
             return Result(name, execution_id, outcome)
         finally:
             self.store.release(name)
@@ -255,6 +258,7 @@ class Orchestrator:
             self.store.end_execution(execution_id, status, error, outputs=outputs,
                                      event=("execution", f"workflow {workflow} {status}"
                                             + (f": {error}" if error else "")))
+            failpoints.reached("run-finished")
             return Result(name, execution_id, outcome)
         finally:
             self.store.release(name)

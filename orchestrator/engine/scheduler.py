@@ -18,6 +18,7 @@ from typing import Callable, Protocol
 
 import networkx as nx
 
+from orchestrator import failpoints
 from orchestrator.engine.operations import (Evaluation, PreparedStep, StepError, attributes_from_facts,
                                             hosts_inventory, outputs_from_facts, prepare)
 from orchestrator.executors.ansible import AnsibleExecutor
@@ -265,6 +266,7 @@ class Scheduler:
             else:
                 run_ids[prepared.request.alias] = run_id
             self.reporter.step_started(step, prepared.host)
+        failpoints.reached("operation-started")
 
         def on_event(event: TaskEvent) -> None:
             prepared = by_alias.get(event.alias)
@@ -302,6 +304,7 @@ class Scheduler:
                 attributes = attributes_from_facts(node, result.facts) if step.requirement is None else {}
                 self.store.operation_done(run_ids[alias], self.execution_id, self.ev.deployment, step.id,
                                           step.node, outputs_from_facts(result.facts), attributes, step.state)
+                failpoints.reached("operation-done")
             else:
                 self.store.operation_failed(run_ids[alias], self.execution_id, step.id, _failure_text(result),
                                             outputs_from_facts(result.facts))
@@ -318,6 +321,7 @@ class Scheduler:
             self.store.operation_done(run_id, self.execution_id, self.ev.deployment, step.id, step.node,
                                       outputs_from_facts(result.facts), attributes_from_facts(node, result.facts),
                                       step.state)
+            failpoints.reached("operation-done")
         else:
             self.store.operation_failed(run_id, self.execution_id, step.id, _failure_text(result),
                                         outputs_from_facts(result.facts))

@@ -95,6 +95,19 @@ def test_torture_trials_with_a_fixed_seed(tmp_path):
     assert not findings, "\n".join(findings)
 
 
+@pytest.mark.parametrize("point", torture.NAMED_POINTS)
+def test_a_kill_at_a_named_point_is_resumed_and_a_further_resume_runs_nothing(point, topology, tmp_path):
+    """Deterministic kills (orch kills itself at the point): what was done is not run again, the
+    deployment ends deployed, and resuming it once more runs no operation and says so."""
+    settings = torture.Settings(topology=topology.resolve(), kill_window=(0.0, 0.0),
+                                expected=torture._expected_operations(topology))
+    result = torture.run_named_trial(1, point, settings, tmp_path / "named")
+    assert result.kills == 1, result.failures
+    assert result.ok, "\n".join(result.failures)
+    if point == "deploy-finished":
+        assert result.reexecuted == 0, result.reexecuted_operations
+
+
 def _deploy_killed_at(home: Path, ledger: Path, topology: Path, step_id: str, node: str, op: str,
                       log: Path) -> torture.Orch:
     command = torture.Orch(home, ["deploy", str(topology), "-n", torture.NAME, "--set", f"ledger={ledger}"], log)
