@@ -195,3 +195,19 @@ def test_data_altered_at_the_target_fails_and_keeps_the_target(home, tmp_path):
     # the same move without the faulty filesystem goes through
     assert move(home, f"data:{after}", f"environment:{target}").returncode == 0
     assert tree(target) == tree(after)
+
+
+def test_the_home_folder_is_refused_as_a_target(home, tmp_path):
+    fake_home = dataset(tmp_path / "alice", {"thesis.txt": "years of work"})  # HOME of this run only
+    source = dataset(tmp_path / "set", {"a.txt": "a"})
+    moved = move(home, str(source), f"environment:{fake_home}", env={**os.environ, "HOME": str(fake_home)})
+    assert moved.returncode == 1
+    assert f"{fake_home} is the home folder: refused" in moved.stderr, moved.stderr
+    assert (fake_home / "thesis.txt").read_text() == "years of work"
+
+
+def test_a_missing_source_is_named(home, tmp_path):
+    for source in (f"data:{tmp_path}/nothing", f"{tmp_path}/nothing"):
+        moved = move(home, source, f"environment:{tmp_path}/target")
+        assert moved.returncode == 1
+        assert f"no such file or folder: {tmp_path}/nothing" in moved.stderr, moved.stderr
