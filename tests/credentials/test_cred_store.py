@@ -356,8 +356,17 @@ def _has(program: str) -> bool:
 
 def test_usable_key_files_reports_the_unusable_ones(store: CredentialStore, home: Path) -> None:
     store.create("good")
-    with store.usable_key_files(["good", "missing", "bad/name", "good"]) as (keys, problems):
+    store.create("damaged")
+    (home / "credentials" / "damaged.json").write_text("{not json")
+    with store.usable_key_files(["good", "missing", "bad/name", "damaged", "good"]) as (keys, problems):
         assert list(keys) == ["good"] and keys["good"].read_bytes() == store.private_key("good")
-        assert sorted(problems) == ["bad/name", "missing"]
-        assert "no credential named 'missing'" in problems["missing"]
-    assert not keys["good"].exists()
+        assert mode(keys["good"]) == 0o600 and keys["good"].parent.parent == home / "run-keys"
+        # each unusable name with its own reason, naming it; nothing made for them
+        assert sorted(problems) == ["bad/name", "damaged", "missing"]
+        assert problems["missing"] == "credential 'missing': no credential named 'missing'", problems
+        assert problems["bad/name"].startswith("credential 'bad/name': invalid credential name"), problems
+        assert problems["damaged"].startswith("credential 'damaged': ") and "cannot be read" in problems["damaged"]
+        assert len(list((home / "run-keys").iterdir())) == 1
+        folder = keys["good"].parent
+    assert not keys["good"].exists() and not folder.exists()
+    assert list((home / "run-keys").iterdir()) == []
