@@ -20,6 +20,9 @@ NORMATIVE_INTERFACES = {"Standard": "tosca.interfaces.node.lifecycle.Standard",
                         "Runnable": "tosca.interfaces.node.lifecycle.Runnable"}
 OPERATION_HOSTS = ("SELF", "HOST", "SOURCE", "TARGET", "ORCHESTRATOR")
 IMPLEMENTATION_KEYWORDS = {"primary", "dependencies", "timeout", "operation_host"}
+# TOSCA 1.3 operation definitions, plus orch's own retries/retry_delay and a Yorc-style operation_host
+OPERATION_KEYWORDS = {"description", "implementation", "inputs", "outputs", "timeout", "retries", "retry_delay",
+                      "operation_host"}
 ARTIFACT_KEYWORDS = {"file", "type", "repository", "description", "deploy_path", "artifact_version",
                      "checksum", "checksum_algorithm", "properties"}
 PARAMETER_KEYWORDS = {"type", "description", "value", "required", "default", "status", "constraints",
@@ -261,6 +264,11 @@ class NodeBuilder:
 
     def operation(self, short: str, name: str, raw: Mapping[str, Any], where: str,
                   in_relationship: bool = False) -> Operation | None:
+        unknown = sorted(set(raw) - OPERATION_KEYWORDS)
+        if unknown:  # a misspelt `implementation` would otherwise make a silent no-op
+            self.problem(where, f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(map(str, unknown))} in an "
+                                f"operation (known: {', '.join(sorted(OPERATION_KEYWORDS))})")
+            return None
         impl = raw.get("implementation")
         dependencies: tuple[str, ...] = ()
         operation_host = None

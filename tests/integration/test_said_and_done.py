@@ -297,3 +297,22 @@ def test_status_shows_whole_attribute_values_at_80_columns(tmp_path):
     for key, value in attributes.items():
         assert f"database.{key}: {value}" in text
     assert all(len(line) <= 80 for line in text.splitlines() if not line.startswith("database."))
+
+
+def test_a_misspelt_implementation_key_is_a_problem_not_a_no_op(tmp_path):
+    (tmp_path / "write.yaml").write_text(WRITE)
+    topology = tmp_path / "typo.yaml"
+    topology.write_text(f"""\
+tosca_definitions_version: tosca_simple_yaml_1_3
+topology_template:
+  node_templates:
+    a:
+      type: tosca.nodes.Root
+      interfaces:
+        Standard:
+          create:
+            implmentation: {tmp_path / "write.yaml"}
+""")
+    result = orch(tmp_path / "home", "validate", str(topology))
+    assert result.returncode == 2
+    assert "node_templates.a.interfaces.Standard.create: unknown key implmentation in an operation" in result.stderr

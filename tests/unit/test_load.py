@@ -258,7 +258,7 @@ def test_retries_of_the_wrong_kind(tmp_path, keys, place, message):
 def test_other_unknown_keys_on_a_template_operation_are_still_refused(tmp_path):
     (tmp_path / "noop.yaml").write_text("- hosts: all\n  tasks: []\n")
     path = write(tmp_path, RETRYING.replace("retries: 1, retry_delay: 0.5", "retires: 1"))
-    find(problems_of(path), "node_templates.flaky", 'unknown field "retires"')
+    find(problems_of(path), "node_templates.flaky.interfaces.Standard.create", "unknown key retires in an operation")
 
 
 # -- the Runnable interface --------------------------------------------------------------------------
