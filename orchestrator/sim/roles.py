@@ -1,6 +1,6 @@
 """What each kind of host is for: its extra files and the services it runs.
 
-login   Slurm (munged, slurmctld, slurmd), /scratch as work dir, /scratch/images
+login   Slurm (munged, slurmctld, slurmd), /scratch as work dir, /scratch/images, /data
 data    datasets in /data, served over HTTP on DATA_PORT to the site network
 builder images are built here: /opt/images
 Any other host name gives a plain host. The folders belong to the cluster user (account), as a
@@ -36,6 +36,8 @@ def role_entries(site: SiteLayout, host: HostLayout, paths: SitePaths) -> list[S
         return [
             SeedEntry(WORK_DIR, 0o755, owner=CLUSTER_USER.name),
             SeedEntry(IMAGE_DIR, 0o755, owner=CLUSTER_USER.name),
+            # data_dir is the cluster's data area too (a topology stages datasets in there).
+            SeedEntry(DATA_DIR, 0o755, owner=CLUSTER_USER.name),
             SeedEntry("/etc/slurm/slurm.conf", 0o644, conf.encode()),
             SeedEntry("/etc/slurm/cgroup.conf", 0o644, CGROUP_CONF.encode()),
             # munged refuses a key or directory that others can read.

@@ -91,8 +91,8 @@ def test_the_cluster_user_is_the_same_unprivileged_account_on_every_host(sim_sit
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("host, area", [("login", "work_dir"), ("login", "image_dir"), ("data", "data_dir"),
-                                        ("builder", "build_dir")])
+@pytest.mark.parametrize("host, area", [("login", "work_dir"), ("login", "image_dir"), ("login", "data_dir"),
+                                        ("data", "data_dir"), ("builder", "build_dir")])
 def test_the_site_folders_belong_to_the_cluster_user(sim_site: SimSite, host: str, area: str) -> None:
     folder = sim_site[area]
     assert sim_site.ssh(host, f"stat -c '%U:%G' {folder}").stdout.strip() == f"{sim_site['ssh_user']}:" \
