@@ -5,16 +5,21 @@ arguments of any process it spawns, or in its messages.
 The main test plants known values on the simulated site: an orch credential used as the SSH key of a
 host (token_type: orch_credential; its public key authorized on the host), a get_secret value (the
 private key of a second credential) as an operation input, and a workflow input named `password`.
-It runs deploy and run under `strace -f -e trace=execve` (or, without strace, watching /proc), checks
-that the secrets really reached the host, then greps for each secret everywhere. The other tests do
-the same for narrower paths on the controller: input errors, topology inputs, a crash.
+It runs deploy and run under `strace -f -e trace=execve` (or, without strace, watching /proc; under CI,
+where .ci/run installs strace, a missing strace fails the audit), checks that the secrets really
+reached the host and that the store keeps the secret inputs sealed, then greps for each secret
+everywhere. The other tests do the same for narrower paths on the controller: input errors, topology
+inputs, a crash. Each check that a secret is absent goes with one that it arrived (the playbook wrote
+its digest) and is kept sealed (a blob the master key opens to it), so that dropping the input fails.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import os
+import re
 import secrets as random_secrets
 import shutil
 import sqlite3
@@ -26,10 +31,12 @@ from pathlib import Path
 import pytest
 
 from orchestrator.credentials import CredentialStore
+from orchestrator.credentials.sealed import SEALED, unseal
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST = "data"
 STRACE = shutil.which("strace")
+UNDER_CI = os.environ.get("CI", "").lower() in ("true", "1")
 
 
 def _seccomp_flag() -> list[str]:
@@ -62,6 +69,12 @@ USE_TOKEN = """\
         dest: "{{ digest_dir }}/token.sha256"
         content: "{{ api_token | hash('sha256') }}\\n"
         mode: "0600"
+    - name: Keep the digest of the admin password (a topology input, where the topology gives it)
+      ansible.builtin.copy:
+        dest: "{{ digest_dir }}/admin_password.sha256"
+        content: "{{ admin_password | hash('sha256') }}\\n"
+        mode: "0600"
+      when: admin_password is defined
 """
 
 USE_PASSWORD = """\
@@ -153,6 +166,11 @@ topology_template:
     app:
       type: sec.nodes.App
       properties: { digest_dir: { get_input: digest_dir } }
+      interfaces:
+        Standard:
+          create:
+            inputs:
+              admin_password: { get_input: admin_password }
   workflows:
     use:
       inputs:
@@ -179,6 +197,9 @@ class Recorder:
     """Runs orch commands, keeping their output and the argv of every process they spawn."""
 
     def __init__(self, home: Path, folder: Path):
+        if not STRACE and UNDER_CI:
+            pytest.fail("strace is not installed: under CI the secrets audit must trace every execve "
+                        "(.ci/run installs strace)", pytrace=False)
         self.home = home
         self.folder = folder
         self.outputs: list[str] = []
@@ -257,6 +278,50 @@ def everything_orch_wrote(home: Path, recorder: Recorder, since: float) -> dict[
     return places
 
 
+def digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def stored_inputs(home: Path, query: str, *params: str) -> dict:
+    """The inputs column of one row of the store, as JSON."""
+    conn = sqlite3.connect(home / "orch.db", timeout=30)
+    try:
+        rows = conn.execute(query, params).fetchall()
+    finally:
+        conn.close()
+    assert len(rows) == 1, rows
+    return json.loads(rows[0][0])
+
+
+def deployment_inputs(home: Path, name: str) -> dict:
+    return stored_inputs(home, "SELECT inputs FROM deployments WHERE name=?", name)
+
+
+def execution_inputs(home: Path, execution: str) -> dict:
+    return stored_inputs(home, "SELECT inputs FROM executions WHERE id=?", execution)
+
+
+def latest_execution(home: Path, name: str, workflow: str) -> str:
+    conn = sqlite3.connect(home / "orch.db", timeout=30)
+    try:
+        row = conn.execute("SELECT id FROM executions WHERE deployment=? AND workflow=? ORDER BY started DESC LIMIT 1",
+                           (name, workflow)).fetchone()
+    finally:
+        conn.close()
+    assert row, f"no execution of {workflow} on {name} in the store"
+    return row[0]
+
+
+def assert_sealed(home: Path, stored: dict, name: str, value: str) -> None:
+    """The store keeps `name` as a sealed blob (not the value in clear, not nothing) that the master key
+    opens to `value`."""
+    blob = stored.get(name)
+    assert isinstance(blob, dict) and set(blob) == {SEALED} and isinstance(blob[SEALED], str) and blob[SEALED], (
+        f"input {name!r} is not a sealed blob in the store: {blob!r}")
+    assert value not in json.dumps(stored)
+    assert unseal(home, {name: blob}) == {name: value}, f"the sealed {name!r} does not open to the value given"
+
+
 def orch(home: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "orchestrator.cli", "--home", str(home), *args],
                           capture_output=True, text=True, timeout=timeout, cwd=ROOT, stdin=subprocess.DEVNULL,
@@ -280,8 +345,10 @@ def test_planted_secrets_appear_nowhere_orch_writes_or_spawns(sim_site, tmp_path
     token_pem = store.private_key("api-token").decode()
     password = "pw-" + random_secrets.token_hex(16)
 
-    authorized = subprocess.run(["ssh", "-F", str(sim_site.ssh_config), HOST, "cat >> /etc/ssh/authorized_keys/root"],
-                                input=public_key + "\n", capture_output=True, text=True, timeout=60, check=False)
+    # the harness, as root, authorizes the credential for root (the site's sshd reads ~/.ssh/authorized_keys)
+    authorized = subprocess.run(["ssh", "-F", str(sim_site.ssh_config), f"root@{HOST}",
+                                 "cat >> /root/.ssh/authorized_keys"], input=public_key + "\n",
+                                capture_output=True, text=True, timeout=60, check=False)
     assert authorized.returncode == 0, authorized.stderr
     try:
         topology = write_topology(tmp_path / "topology", SITE_TOPOLOGY)
@@ -297,24 +364,32 @@ def test_planted_secrets_appear_nowhere_orch_writes_or_spawns(sim_site, tmp_path
             assert recorder.run(*args).returncode == 0
 
         # the secrets did reach the host: the test looks where they could have leaked on the way
-        digests = sim_site.ssh(HOST, "cat /root/token.sha256 /root/password.sha256").stdout.split()
+        digests = sim_site.ssh(HOST, "cat /root/token.sha256 /root/password.sha256", user="root").stdout.split()
         assert digests == [hashlib.sha256(token_pem.encode()).hexdigest(),
                            hashlib.sha256(password.encode()).hexdigest()], "the secrets did not arrive as planted"
+
+        assert_sealed(home, execution_inputs(home, latest_execution(home, "sec", "use")), "password", password)
 
         planted = {"the SSH key (orch credential reach-data)": needles(ssh_pem),
                    "the get_secret value (api-token's private key)": needles(token_pem),
                    "the workflow input password": [password],
                    "a private key header": ["PRIVATE KEY-----"]}
         places = everything_orch_wrote(home, recorder, since)
-        assert len(places) > 3 and (recorder.traces or recorder.watched_argv)
+        assert len(places) > 3
+        # the recorder did see orch's children, down to the ssh that reached the host (else "no hit in any
+        # argv" would prove nothing)
+        argv = recorder.argv_text()
+        assert "orchestrator" in argv and "ansible" in argv, argv[:2000]
+        if STRACE:
+            assert re.search(r'execve\("[^"]*/ssh"', argv), argv[:2000]
         hits = find(planted, places)
         assert not hits, "secrets found:\n" + "\n".join(hits)
         assert recorder.run("undeploy", "sec").returncode == 0
     finally:
-        cleanup = ("sed -i '/orch:reach-data/d' /etc/ssh/authorized_keys/root; "
+        cleanup = ("sed -i '/orch:reach-data/d' /root/.ssh/authorized_keys; "
                    "rm -f /root/token.sha256 /root/password.sha256")
-        subprocess.run(["ssh", "-F", str(sim_site.ssh_config), HOST, cleanup], capture_output=True, timeout=60,
-                       check=False)
+        subprocess.run(["ssh", "-F", str(sim_site.ssh_config), f"root@{HOST}", cleanup], capture_output=True,
+                       timeout=60, check=False)
 
 
 # -- the controller: narrower paths -------------------------------------------------------------------------------
@@ -344,9 +419,10 @@ def test_a_run_on_the_controller_leaves_no_secret(local, tmp_path):
     recorder = Recorder(home, tmp_path)
     ran = recorder.run("run", "sec", "-w", "use", "-i", str(inputs))
     assert ran.returncode == 0, ran.stderr
-    assert (digest_dir / "password.sha256").read_text().strip() == hashlib.sha256(password.encode()).hexdigest()
+    assert (digest_dir / "password.sha256").read_text().strip() == digest(password)
+    assert_sealed(home, execution_inputs(home, latest_execution(home, "sec", "use")), "password", password)
     for args in (("logs", "sec"), ("executions", "sec", "--json"), ("outputs", "sec")):
-        recorder.run(*args)
+        assert recorder.run(*args).returncode == 0
     # the recorder did see orch's children (else "no hit in any argv" would prove nothing)
     argv = recorder.argv_text()
     assert "orchestrator" in argv and "ansible" in argv, argv[:2000]
@@ -369,6 +445,11 @@ def test_a_secret_input_that_breaks_a_constraint_is_not_echoed(local, tmp_path):
     assert refused.returncode == 2, refused.stderr
     assert "password" in refused.stderr and "min_length" in refused.stderr, refused.stderr
     assert password not in refused.stderr + refused.stdout
+    # refused before anything ran or was kept: no digest, no execution holding it
+    assert not (digest_dir / "password.sha256").exists()
+    places = {f"file {p}": p.read_bytes() for p in files_under(home)}
+    places["the store (SQL dump)"] = db_dump(home).encode()
+    assert not find({"password": [password]}, places)
 
 
 def test_a_secret_topology_input_is_not_kept_in_clear_in_the_store(local, tmp_path):
@@ -377,9 +458,15 @@ def test_a_secret_topology_input_is_not_kept_in_clear_in_the_store(local, tmp_pa
     inputs = tmp_path / "inputs.yaml"
     inputs.write_text(f"admin_password: {password}\n")
     deploy_local(home, topology, digest_dir, "-i", str(inputs))
+    # it reached the playbook, and the store keeps it sealed
+    assert (digest_dir / "admin_password.sha256").read_text().strip() == digest(password)
+    assert_sealed(home, deployment_inputs(home, "sec"), "admin_password", password)
     places = {f"file {p}": p.read_bytes() for p in files_under(home)}
     places["the store (SQL dump)"] = db_dump(home).encode()
     assert not find({"admin_password": [password]}, places)
+    # and undeploy, which needs the inputs again, opens it without asking
+    undeployed = orch(home, "undeploy", "sec")
+    assert undeployed.returncode == 0, undeployed.stderr
 
 
 def _run_killed_in_use(home: Path, password_file: Path, flag: Path, log: Path) -> str:
@@ -415,8 +502,12 @@ def test_no_secret_left_on_disk_after_a_crash_and_a_resume(local, tmp_path):
     password_file = tmp_path / "inputs.yaml"
     password_file.write_text(f"password: {password}\n")
     execution = _run_killed_in_use(home, password_file, tmp_path / "flag", tmp_path / "orch.log")
+    assert_sealed(home, execution_inputs(home, execution), "password", password)  # kept while killed
+    assert not (digest_dir / "password.sha256").exists()  # killed before the digest task
     resumed = orch(home, "run", "sec", "--resume", execution, "-i", str(password_file))
     assert resumed.returncode == 0, resumed.stderr
+    assert (digest_dir / "password.sha256").read_text().strip() == digest(password)
+    assert_sealed(home, execution_inputs(home, execution), "password", password)
     places = {f"file {p}": p.read_bytes() for p in files_under(home)}
     places["the store (SQL dump)"] = db_dump(home).encode()
     hits = find({"password": [password]}, places)
@@ -431,9 +522,8 @@ def test_resuming_a_run_does_not_replay_the_redaction_placeholder_as_the_passwor
     execution = _run_killed_in_use(home, password_file, tmp_path / "flag", tmp_path / "orch.log")
     (digest_dir / "password.sha256").unlink(missing_ok=True)
     resumed = orch(home, "run", "sec", "--resume", execution)  # the password not given again
-    if resumed.returncode == 0:
-        got = (digest_dir / "password.sha256").read_text().strip()
-        assert got != hashlib.sha256(b"<redacted>").hexdigest(), "the operation ran with password '<redacted>'"
-        assert got == hashlib.sha256(b"x" * 48).hexdigest()
-    else:
-        assert resumed.returncode == 2 and "password" in resumed.stderr, resumed.stderr
+    # the resume takes the sealed password from the store (not its placeholder, not nothing)
+    assert resumed.returncode == 0, resumed.stderr
+    got = (digest_dir / "password.sha256").read_text().strip()
+    assert got != digest("<redacted>"), "the operation ran with password '<redacted>'"
+    assert got == digest("x" * 48)
