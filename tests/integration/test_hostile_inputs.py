@@ -48,7 +48,7 @@ def reference(folder: Path) -> list[str]:
 def markers(*places: Path) -> list[str]:
     """Marker files anywhere under `places`, and in the folders a shell may have started in."""
     found = []
-    for place in places:
+    for place in (*places, ROOT / "playbooks"):  # a local connection's shell starts in the playbook's folder
         found += [str(p) for p in place.rglob(f"*{MARK}*") if p.name == MARK]
     for folder in (ROOT, Path.home(), Path("/tmp"), Path.cwd()):
         if (folder / MARK).exists():
