@@ -22,10 +22,12 @@ from pathlib import Path
 import pytest
 
 from orchestrator import sim
+from orchestrator.sim.account import CLUSTER_USER
 
 ROOT = Path(__file__).resolve().parents[2]
 
 HOST = "builder"  # no Slurm on it: killing it disturbs nothing else of the site
+MARKER = f"{CLUSTER_USER.home}/orch-dead-host-marker"  # orch logs in as the site's cluster user
 
 SLOW_PLAYBOOK = """\
 - hosts: all
@@ -56,7 +58,7 @@ node_types:
 topology_template:
   inputs:
     builder_host: { type: string }
-    ssh_user: { type: string, default: root }
+    ssh_user: { type: string }
     ssh_port: { type: integer, default: 22 }
     ssh_key_file: { type: string }
     known_hosts_file: { type: string }
@@ -81,7 +83,7 @@ topology_template:
     slow:
       type: rel.nodes.Slow
       properties:
-        marker: /root/orch-dead-host-marker
+        marker: MARKER_PATH
         seconds: { get_input: seconds }
       requirements: [ { host: builder } ]
   policies:
@@ -246,7 +248,7 @@ def dead_host_topology(tmp_path) -> Path:
     (tmp_path / "t" / "playbooks").mkdir(parents=True)
     (tmp_path / "t" / "playbooks" / "slow.yaml").write_text(SLOW_PLAYBOOK)
     path = tmp_path / "t" / "dead-host.yaml"
-    path.write_text(DEAD_HOST_TOPOLOGY)
+    path.write_text(DEAD_HOST_TOPOLOGY.replace("MARKER_PATH", MARKER))
     return path
 
 
@@ -263,7 +265,7 @@ def test_a_host_that_dies_during_an_operation(sim_site, dead_host_topology, tmp_
     site_file = sim_site.directory / "site.yaml"
     hosts = tuple(sim.status(sim_site.name, sim_site.directory)["hosts"])  # up() with fewer would remove some
     assert HOST in hosts
-    marker = host_file(sim_site, HOST, "/root/orch-dead-host-marker")
+    marker = host_file(sim_site, HOST, MARKER)
     try:
         marker.unlink()
     except FileNotFoundError:
@@ -310,7 +312,7 @@ def test_a_host_that_dies_during_an_operation(sim_site, dead_host_topology, tmp_
 
     resumed = orch(home, "deploy", "--resume", "dead")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert host_file(sim_site, HOST, "/root/orch-dead-host-marker").read_text().split()[-1:] == ["slow"]
+    assert host_file(sim_site, HOST, MARKER).read_text().split()[-1:] == ["slow"]
     status = orch(home, "status", "dead", "--json")
     assert '"deployed"' in status.stdout
     assert orch(home, "undeploy", "dead").returncode == 0
