@@ -27,7 +27,8 @@ from orchestrator.plan.lifecycle import install_plan, uninstall_plan
 from orchestrator.plan.workflows import WorkflowError, default_workflow, workflow_plan
 from orchestrator.store.sqlite import Deployment, Store, StoreError
 from orchestrator.tosca import csar
-from orchestrator.tosca.functions import FunctionError, evaluate
+from orchestrator.engine.evaluate import evaluate
+from orchestrator.functions import FunctionError
 from orchestrator.tosca.inputs import resolve_input_values
 from orchestrator.tosca.loader import load
 from orchestrator.tosca.yamlio import read_yaml

@@ -8,7 +8,7 @@ from typing import Any
 
 from orchestrator.credentials.errors import CredentialError
 from orchestrator.credentials.store import CredentialStore
-from orchestrator.tosca.functions import FunctionError
+from orchestrator.functions import FunctionError
 
 
 def secret_reader(store: CredentialStore) -> Callable[[str, str | None], Any]:

@@ -9,7 +9,8 @@ from typing import Any, Callable, Mapping
 
 from orchestrator.executors.inventory import OperationRequest, Target, alias_for, connection_vars
 from orchestrator.model import LOCALHOST, ORCHESTRATOR, NodeTemplate, Operation, Step, Topology
-from orchestrator.tosca.functions import Context, FunctionError, compute_host, evaluate
+from orchestrator.engine.evaluate import Context, evaluate
+from orchestrator.functions import FunctionError, compute_host
 
 
 class StepError(Exception):

@@ -12,7 +12,7 @@ from typing import Callable
 import networkx as nx
 
 from orchestrator.model import Requirement, Step, Topology
-from orchestrator.tosca.gcpause import paused_gc
+from orchestrator.gcpause import paused_gc
 
 CONNECTS_TO = "tosca.relationships.ConnectsTo"
 NODE_LIFECYCLE = (("create", "creating", "created"), ("configure", "configuring", "configured"),

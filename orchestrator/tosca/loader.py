@@ -15,7 +15,7 @@ from orchestrator.model import LoadError, Problem, Topology
 from orchestrator.tosca import csar
 from orchestrator.tosca.build import NodeBuilder, value_kind_problem
 from orchestrator.tosca.functions import check_call, iter_functions
-from orchestrator.tosca.gcpause import paused_gc
+from orchestrator.gcpause import paused_gc
 from orchestrator.tosca.imports import SUPPORTED_VERSIONS, collect_imports
 from orchestrator.tosca.inputs import parse_input_definitions, resolve_input_values
 from orchestrator.tosca.parser import check_with_tosca_parser

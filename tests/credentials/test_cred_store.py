@@ -25,7 +25,7 @@ from orchestrator.credentials import (
 )
 from orchestrator.credentials.reader import secret_reader
 from orchestrator.scratch import sweep_stale
-from orchestrator.tosca.functions import FunctionError
+from orchestrator.functions import FunctionError
 
 
 def mode(path: Path) -> int:
@@ -279,7 +279,7 @@ def test_secret_reader_for_get_secret(store: CredentialStore) -> None:
 
 
 def test_get_secret_through_tosca_evaluate(store: CredentialStore) -> None:
-    from orchestrator.tosca.functions import Context, evaluate
+    from orchestrator.engine.evaluate import Context, evaluate
 
     store.create("cluster", user="alice")
     ctx = Context(topology=None, node=None, inputs={}, read_attribute=lambda n, a: None,  # type: ignore[arg-type]

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from orchestrator.tosca import load
-from orchestrator.tosca.functions import Context, FunctionError, compute_host, evaluate, host_chain
+from orchestrator.engine.evaluate import Context, evaluate
+from orchestrator.functions import FunctionError, compute_host, host_chain
 
 DATA = Path(__file__).parent / "data"
 

@@ -872,7 +872,7 @@ def test_what_one_load_learnt_about_a_type_does_not_leak_into_the_next(tmp_path)
 def test_the_garbage_collector_runs_again_after_a_load():
     import gc
 
-    from orchestrator.tosca.gcpause import paused_gc
+    from orchestrator.gcpause import paused_gc
 
     assert gc.isenabled()
     load(DATA / "misc" / "good.yaml")

@@ -1,0 +1,22 @@
+"""Importing the engine, the plan, the executors or the store never imports the TOSCA loader or
+tosca-parser: run-time evaluation lives in orchestrator/engine/evaluate.py, the function grammar
+they share in orchestrator/functions.py. Checked in a fresh interpreter (this one has imported
+everything)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+LOWER_LAYERS = ["orchestrator.engine.scheduler", "orchestrator.engine.operations", "orchestrator.engine.evaluate",
+                "orchestrator.plan.lifecycle", "orchestrator.plan.workflows", "orchestrator.plan.render",
+                "orchestrator.executors.ansible", "orchestrator.store.sqlite", "orchestrator.credentials.reader"]
+
+
+def test_engine_plan_executors_and_store_import_no_tosca_parser():
+    probe = ("import sys\n" + "".join(f"import {m}\n" for m in LOWER_LAYERS)
+             + "print(sorted(m for m in sys.modules if m.split('.')[0] == 'toscaparser'"
+               " or m.startswith('orchestrator.tosca')))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]", f"imported by the lower layers: {result.stdout}"
