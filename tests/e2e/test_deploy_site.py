@@ -30,12 +30,16 @@ def test_deploy_onto_site_over_ssh_with_a_slurm_job(sim_site, tmp_path):
 
     login_name = sim_site.ssh("login", "hostname").stdout.strip()
     data_name = sim_site.ssh("data", "hostname").stdout.strip()
-    assert sim_site.ssh("login", "cat /opt/orch-e2e/login.txt").stdout == f"{login_name} login_file\n"
-    assert sim_site.ssh("data", "cat /opt/orch-e2e/data.txt").stdout == f"{data_name} data_file\n"
+    login_txt = f"{sim_site['work_dir']}/orch-e2e/login.txt"
+    data_txt = f"{sim_site['data_dir']}/orch-e2e/data.txt"
+    assert sim_site.ssh("login", f"cat {login_txt}").stdout == f"{login_name} login_file\n"
+    assert sim_site.ssh("data", f"cat {data_txt}").stdout == f"{data_name} data_file\n"
     # each file exists only on its own host, and not on this machine
-    assert sim_site.ssh("data", "test -e /opt/orch-e2e/login.txt").returncode == 1
-    assert sim_site.ssh("login", "test -e /opt/orch-e2e/data.txt").returncode == 1
-    assert not Path("/opt/orch-e2e").exists()
+    assert sim_site.ssh("data", f"test -e {login_txt}").returncode == 1
+    assert sim_site.ssh("login", f"test -e {data_txt}").returncode == 1
+    assert not Path(login_txt).exists() and not Path(data_txt).exists()
+    # written as the cluster user, not root
+    assert sim_site.ssh("login", f"stat -c %U {login_txt}").stdout.strip() == sim_site["ssh_user"] != "root"
 
     status = json.loads(orch(home, "status", "e2e", "--json").stdout)
     assert status["nodes"]["login_file"]["attributes"]["written_on"] == login_name
@@ -50,5 +54,5 @@ def test_deploy_onto_site_over_ssh_with_a_slurm_job(sim_site, tmp_path):
 
     undeployed = orch(home, "undeploy", "e2e")
     assert undeployed.returncode == 0, undeployed.stderr
-    assert sim_site.ssh("login", "test -e /opt/orch-e2e/login.txt").returncode == 1
-    assert sim_site.ssh("data", "test -e /opt/orch-e2e/data.txt").returncode == 1
+    assert sim_site.ssh("login", f"test -e {login_txt}").returncode == 1
+    assert sim_site.ssh("data", f"test -e {data_txt}").returncode == 1
