@@ -126,6 +126,8 @@ class Orchestrator:
         are idempotent), or resume one (what completed is kept). on_start hears which, once the
         topology has loaded and the deployment's lock is held."""
         existing = self.store.deployment(name)
+        # a command at work explains the deployment's status better than the status itself
+        self.store.refuse_if_busy(name)
         if resume:
             if existing is None:
                 raise UsageError(f"no deployment named '{name}' to resume")
