@@ -116,6 +116,13 @@ def test_undeploy_removes_what_the_deployment_put_on_the_hosts(site):
     assert not image.exists() and not Path(f"{image}.tar.gz").exists()
     assert not (root / "work_dir" / "venv-wordcount").exists()
     assert not list((root / "build_dir").glob("wordcount-*.tar.gz"))
+    # the builder's environment, sources and image tree, the job folders and every staged-in copy
+    # (two runs, two staged folders) are gone; the results are kept
+    assert not list((root / "build_dir").iterdir()), list((root / "build_dir").iterdir())
+    assert not (root / "work_dir" / "jobs").exists()
+    assert not (root / "data_dir" / "wordcount-input").exists() and not (root / "data_dir" / "second").exists()
+    assert (root / "results_dir" / "counts.txt").read_text().splitlines() == reference_counts(SAMPLE)
+    assert not (home / "deployments" / "wordcount").exists()
 
 
 def test_image_from_the_image_creation_service(tmp_path):
