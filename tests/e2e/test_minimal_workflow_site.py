@@ -101,9 +101,9 @@ def test_undeploy_removes_what_was_put_on_the_hosts(sim_site, deployed):
     assert sim_site.ssh("login", f"test -e {image} || test -e {image}.tar.gz || test -e /scratch/venv-wordcount"
                         ).returncode == 1
     assert sim_site.ssh("builder", f"ls /opt/images/{Path(image).name}.tar.gz").returncode != 0
-    # nor the builder's environment, sources and image tree, the job folders, the staged-in copies of
-    # both runs; the datasets on the data host are not the deployment's and stay
-    assert sim_site.ssh("builder", "ls -A /opt/images").stdout.split() == []
-    for path in ("/scratch/jobs", "/data/wordcount-input", "/data/other-input"):
+    # nor the image tree on the builder and the staged-in copies of both runs; the builder's shared
+    # sources and environment stay, and the datasets on the data host are not the deployment's
+    assert sorted(sim_site.ssh("builder", "ls -A /opt/images").stdout.split()) == [".builder", "src"]
+    for path in ("/data/wordcount-input", "/data/other-input"):
         assert sim_site.ssh("login", f"test -e {path}").returncode == 1, f"{path} is left on the login host"
     assert sim_site.ssh("data", "test -d /data/sample && test -d /data/other").returncode == 0

@@ -108,6 +108,22 @@ def test_second_deploy_changes_nothing(site):
     assert json.loads(orch(home, "outputs", "wordcount", "--json").stdout)["image_rebuilt"] is False
 
 
+def test_undeploy_after_a_failed_image_build_keeps_the_build_folder(tmp_path):
+    """A failed create leaves no image_name: the image tree's path is build_dir + '/', which must
+    never be removed (it holds every deployment's images)."""
+    root = tmp_path / "site"
+    (root / "build_dir").mkdir(parents=True)
+    (root / "build_dir" / "someone-elses-image.tar.gz").write_text("keep me")
+    home = tmp_path / "home"
+    with ImageServiceDouble(fail_with="no space left on the builder") as service:
+        failed = orch(home, "deploy", str(TOPOLOGY), "-n", "wc", "-i", str(SITE), *site_overrides(root),
+                      "--set", "image_backend=service", "--set", f"image_service_url={service.url}")
+    assert failed.returncode == 1, failed.stderr
+    undeployed = orch(home, "undeploy", "wc")
+    assert undeployed.returncode == 0, undeployed.stderr
+    assert (root / "build_dir" / "someone-elses-image.tar.gz").read_text() == "keep me"
+
+
 def test_undeploy_removes_what_the_deployment_put_on_the_hosts(site):
     home, root = site
     image = Path(json.loads(orch(home, "outputs", "wordcount", "--json").stdout)["image_path"])
@@ -116,10 +132,9 @@ def test_undeploy_removes_what_the_deployment_put_on_the_hosts(site):
     assert not image.exists() and not Path(f"{image}.tar.gz").exists()
     assert not (root / "work_dir" / "venv-wordcount").exists()
     assert not list((root / "build_dir").glob("wordcount-*.tar.gz"))
-    # the builder's environment, sources and image tree, the job folders and every staged-in copy
-    # (two runs, two staged folders) are gone; the results are kept
-    assert not list((root / "build_dir").iterdir()), list((root / "build_dir").iterdir())
-    assert not (root / "work_dir" / "jobs").exists()
+    # the image tree and every staged-in copy (two runs, two staged folders) are gone; the builder's
+    # shared sources and environment stay, and so do the results
+    assert sorted(p.name for p in (root / "build_dir").iterdir()) == [".builder", "src"]
     assert not (root / "data_dir" / "wordcount-input").exists() and not (root / "data_dir" / "second").exists()
     assert (root / "results_dir" / "counts.txt").read_text().splitlines() == reference_counts(SAMPLE)
     assert not (home / "deployments" / "wordcount").exists()
