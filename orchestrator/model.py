@@ -28,6 +28,19 @@ class Problem:
         return f"{where}: {self.message}"
 
 
+@dataclass(frozen=True)
+class Validation:
+    """What `orch validate` found in a template that has no problem. `needs_inputs`: required inputs
+    without a value, which deploy and plan will need. `kind`: "topology", or "types" for a type library
+    (a file with definitions and no topology_template)."""
+
+    path: str
+    kind: str
+    nodes: int
+    workflows: int
+    needs_inputs: tuple[str, ...] = ()
+
+
 class LoadError(Exception):
     """Raised by `load` when the input has problems; carries all of them."""
 

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from orchestrator.model import LoadError, Problem, Topology
+from orchestrator.model import LoadError, Problem, Topology, Validation
 from orchestrator.tosca import csar
 from orchestrator.tosca.build import NodeBuilder, value_kind_problem
 from orchestrator.tosca.functions import check_call, iter_functions
@@ -72,6 +72,13 @@ def _load(path: str | Path, name: str, inputs: Mapping[str, Any] | None, allow_r
                 raise LoadError(problems)
             return _load_template(entry, name, inputs or {}, allow_remote_imports, root)
     return _load_template(Path(path), name, inputs or {}, allow_remote_imports)
+
+
+def check(path: str | Path, inputs: Mapping[str, Any] | None = None, *,
+          allow_remote_imports: bool = False) -> Validation:
+    """`orch validate`: the template checked as deploy would check it. Raises LoadError with every problem."""
+    topology = load(path, inputs, allow_remote_imports=allow_remote_imports)
+    return Validation(str(path), "topology", len(topology.nodes), len(topology.workflows))
 
 
 def validate(path: str | Path, inputs: Mapping[str, Any] | None = None, *,
