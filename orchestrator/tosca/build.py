@@ -118,8 +118,9 @@ class NodeBuilder:
             cap_type = definition.get("type") if isinstance(definition, dict) else definition
             if isinstance(cap_type, str):
                 result[cap] = self.defaults(self.registry.full_name(cap_type, "capability_types"), "properties")
-                result[cap].update({k: v["default"] for k, v in (definition.get("properties") or {}).items()
-                                    if isinstance(definition, dict) and isinstance(v, dict) and "default" in v})
+                own = definition.get("properties") if isinstance(definition, dict) else None
+                result[cap].update({k: v["default"] for k, v in (own if isinstance(own, dict) else {}).items()
+                                    if isinstance(v, dict) and "default" in v})
         return result
 
     def defaults(self, type_name: str, section: str) -> dict[str, Any]:

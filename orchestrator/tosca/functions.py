@@ -30,7 +30,9 @@ def check_call(name: str, args: Any, known_inputs: set[str], node_names: set[str
         return None
     if name in ("concat", "join", "token") and not isinstance(args, list):
         return f"{name} takes a list of arguments"
-    if name == "token" and (len(args) != 3 or not isinstance(args[2], int)):
+    if name == "token" and (len(args) != 3 or not isinstance(args[1], str) or not args[1]
+                            or not isinstance(args[2], int) or isinstance(args[2], bool)):
+        # the delimiters: a string of one or more characters, each of which separates (TOSCA 1.3)
         return "token takes [string, delimiters, index]"
     if name == "join" and not (1 <= len(args) <= 2 and (isinstance(args[0], list) or as_function(args[0]))):
         return "join takes [list of strings, optional delimiter]"

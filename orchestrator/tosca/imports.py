@@ -16,6 +16,8 @@ REMOTE_PREFIXES = ("http://", "https://")
 SUPPORTED_VERSIONS = ("tosca_simple_yaml_1_0", "tosca_simple_yaml_1_2", "tosca_simple_yaml_1_3")
 SHIPPED_TYPES = Path(__file__).resolve().parents[2] / "tosca_types"
 ORCH_TYPES_FILE = SHIPPED_TYPES / "orch-types.yaml"
+# TOSCA 1.3's normative types that tosca-parser (which knows 1.0's) lacks: imported first by every template
+NORMATIVE_TYPES_FILE = Path(__file__).resolve().with_name("normative-1.3.yaml")
 
 
 @dataclass(frozen=True)
@@ -76,11 +78,12 @@ def collect_imports(document: dict, template_file: str, allow_remote: bool,
             files.append(ImportedFile(resolved, doc_or_none))
 
     visit(document, template_file)
-    if str(ORCH_TYPES_FILE) not in seen:
-        doc, extra = read_yaml(ORCH_TYPES_FILE, "orch's type file")
-        problems.extend(extra)
-        if doc is not None:
-            files.insert(0, ImportedFile(str(ORCH_TYPES_FILE), doc))
+    for shipped in (ORCH_TYPES_FILE, NORMATIVE_TYPES_FILE):
+        if str(shipped) not in seen:
+            doc, extra = read_yaml(shipped, "orch's type file")
+            problems.extend(extra)
+            if doc is not None:
+                files.insert(0, ImportedFile(str(shipped), doc))
     return files, problems
 
 

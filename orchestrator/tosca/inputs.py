@@ -13,9 +13,15 @@ _SCALARS = {"string", "integer", "float", "boolean", "timestamp", "version", "sc
             "scalar-unit.time", "scalar-unit.frequency", "scalar-unit.bitrate"}
 
 
-def parse_input_definitions(raw: Any, file_name: str, where: str, known_data_type: Callable[[str], bool] | None = None
+DataTypeBase = Callable[[str], tuple["str | None", tuple[Mapping[str, Any], ...]]]
+
+
+def parse_input_definitions(raw: Any, file_name: str, where: str, known_data_type: Callable[[str], bool] | None = None,
+                            data_type_base: DataTypeBase | None = None
                             ) -> tuple[dict[str, InputDefinition], list[Problem]]:
-    """known_data_type: whether a type name that is not a TOSCA primitive names a data type (None: any)."""
+    """known_data_type: whether a type name that is not a TOSCA primitive names a data type (None: any).
+    data_type_base: the primitive a data type derives from and its constraints (TypeRegistry.data_type_base);
+    an input of such a type (PortDef) is that primitive under those constraints and its own."""
     if raw is None:
         return {}, []
     if not isinstance(raw, dict):
@@ -34,8 +40,7 @@ def parse_input_definitions(raw: Any, file_name: str, where: str, known_data_typ
                                     "must be a list of one-key constraint clauses"))
             constraints = []
         type_name = spec.get("type", "string")
-        if not isinstance(type_name, str) or not (type_name in _SCALARS or type_name in ("list", "map")
-                                                  or known_data_type is None or known_data_type(type_name)):
+        if not isinstance(type_name, str) or not is_known_type(type_name, known_data_type):
             problems.append(Problem(file_name, f"{where}.{name}.type", f"unknown type '{type_name}' (a TOSCA "
                                     "type such as string, integer, float, boolean, list, map, or a data type)"))
         for clause in constraints:
@@ -47,9 +52,15 @@ def parse_input_definitions(raw: Any, file_name: str, where: str, known_data_typ
                     problems.append(Problem(file_name, f"{where}.{name}.constraints",
                                             f"pattern {bound!r} is not a valid regular expression ({exc})"))
         constraints = [c for c in constraints if next(iter(c)) != "pattern" or _compiles(next(iter(c.values())))]
+        type_name = str(type_name)
+        if data_type_base is not None and type_name not in _SCALARS and type_name not in ("list", "map") \
+                and is_known_type(type_name, known_data_type):
+            base, inherited = data_type_base(type_name)
+            if base is not None:
+                type_name, constraints = base, [*inherited, *constraints]
         definitions[name] = InputDefinition(
             name=name,
-            type=str(spec.get("type", "string")),
+            type=type_name,
             required=bool(spec.get("required", True)),
             default=spec.get("default"),
             has_default="default" in spec,
@@ -57,6 +68,12 @@ def parse_input_definitions(raw: Any, file_name: str, where: str, known_data_typ
             description=str(spec.get("description", "")),
         )
     return definitions, problems
+
+
+def is_known_type(type_name: str, known_data_type: Callable[[str], bool] | None = None) -> bool:
+    """A TOSCA primitive type, list or map, or a data type (whatever the name when known_data_type is None)."""
+    return type_name in _SCALARS or type_name in ("list", "map") or known_data_type is None \
+        or known_data_type(type_name)
 
 
 def _compiles(pattern: Any) -> bool:

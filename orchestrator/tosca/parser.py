@@ -11,9 +11,12 @@ from typing import Any, Iterator, Mapping
 
 import toscaparser.topology_template as _tp_topology
 import toscaparser.tosca_template as _tp_template
+import toscaparser.triggers as _tp_triggers
 from toscaparser.common.exception import ExceptionCollector
+from toscaparser.functions import Token
 from toscaparser.elements.nodetype import NodeType
 from toscaparser.elements.statefulentitytype import StatefulEntityType
+from toscaparser.parameters import Output
 from toscaparser.tosca_template import ToscaTemplate
 from toscaparser.utils import validateutils
 
@@ -102,6 +105,35 @@ def _validate_float(value: Any) -> Any:
 
 
 validateutils.validate_float = _validate_float
+
+# -- tosca-parser's gaps, closed here because they are its mistakes, not the user's ------------------------
+# Each refuses (or crashes on) TOSCA 1.3 that orch checks itself (tosca/outputs.py, tosca/functions.py,
+# tosca/policies.py), so tosca-parser is told to let it through.
+
+_NODE_TYPE_BY_CAPABILITY = NodeType._get_node_type_by_cap
+
+
+def _node_type_by_capability(self: Any, capability: Any) -> Any:
+    """A requirement definition without `node` (optional in TOSCA 1.3): tosca-parser looks for a node type
+    offering exactly that capability type and, finding none (tosca.capabilities.Node, a custom capability
+    type no type offers yet), crashes on None. Any node type may fulfil it: tosca.nodes.Root."""
+    return _NODE_TYPE_BY_CAPABILITY(self, capability) or "tosca.nodes.Root"
+
+
+NodeType._get_node_type_by_cap = _node_type_by_capability
+
+# A topology output is a parameter definition (TOSCA 1.3): `type` and the other keywords are allowed; orch
+# checks the keywords and the type of each output (tosca/outputs.py).
+Output.OUTPUTFIELD = ("description", "value", "type", "required", "default", "status", "constraints",
+                      "key_schema", "entry_schema", "metadata", "external-schema")
+
+# token's second argument is a string of one or more separator characters (TOSCA 1.3, token); orch checks
+# the arguments (tosca/functions.py check_call) and tosca-parser wants exactly one character.
+Token.validate = lambda self: None
+
+# A trigger's condition (TOSCA 1.3, trigger definition): constraint, period, evaluations, method, besides the
+# keys tosca-parser knows from earlier drafts; orch checks them (tosca/policies.py).
+_tp_triggers.CONDITION_KEYNAMES = (*_tp_triggers.CONDITION_KEYNAMES, "period", "method")
 
 _TEMPLATE_NAME = re.compile(r'template "([^"]+)"')
 _NOISE = re.compile(r"^\w+(Error|Exception): ")

@@ -84,6 +84,26 @@ class TypeRegistry:
                 parent = self.definitions[parent].get("derived_from")
         return loops
 
+    def data_type_base(self, name: str) -> tuple[str | None, tuple[Mapping[str, Any], ...]]:
+        """The primitive type a data type derives from (PortDef: integer), None for a complex data type,
+        with the constraints it and its ancestors put on values, farthest first."""
+        return self._walk(("base", name), lambda: self._data_type_base(name))
+
+    def _data_type_base(self, name: str) -> tuple[str | None, tuple[Mapping[str, Any], ...]]:
+        chain = self.lineage(name)
+        if not chain:
+            return (name if name in IMPLICIT_PARENTS else None), ()
+        base = None
+        for type_name in chain:  # tosca-parser's own PortDef says `type: integer` instead of deriving from it
+            definition = self.definitions[type_name]
+            for key in ("type", "derived_from"):
+                value = definition.get(key)
+                if base is None and isinstance(value, str) and value in IMPLICIT_PARENTS:
+                    base = value
+        constraints = [c for t in reversed(chain) for c in (self.definitions[t].get("constraints") or [])
+                       if isinstance(c, dict) and len(c) == 1]
+        return base, tuple(constraints)
+
     def knows_interface_type(self, name: str) -> bool:
         """A full interface type name, or the short name of exactly one known interface type (Standard)."""
         if self.knows(self.full_name(name, "interface_types")):
@@ -115,7 +135,8 @@ class TypeRegistry:
             for entry in definition.get("requirements") or []:
                 if isinstance(entry, dict):
                     for req_name, req_def in entry.items():
-                        merged[req_name] = req_def if isinstance(req_def, dict) else {"node": req_def}
+                        # the short form names the capability type (TOSCA 1.3, requirement definition)
+                        merged[req_name] = req_def if isinstance(req_def, dict) else {"capability": req_def}
         return merged
 
     def interface_operations(self, name: str) -> dict[str, dict[str, dict[str, Any]]]:

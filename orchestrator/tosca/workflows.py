@@ -8,7 +8,7 @@ from typing import Any, Callable, Mapping
 import networkx as nx
 
 from orchestrator.model import Activity, NodeTemplate, Problem, Workflow, WorkflowStep
-from orchestrator.tosca.inputs import check_constraints, coerce, parse_input_definitions
+from orchestrator.tosca.inputs import DataTypeBase, check_constraints, coerce, parse_input_definitions
 
 ACTIVITY_KINDS = ("set_state", "call_operation", "delegate", "inline")
 RESERVED = ("install", "uninstall")
@@ -20,7 +20,8 @@ STATES = ("initial", "creating", "created", "configuring", "configured", "starti
 
 
 def parse_workflows(raw: Any, nodes: Mapping[str, NodeTemplate], file_name: str,
-                    known_data_type: Callable[[str], bool] | None = None) -> tuple[dict[str, Workflow], list[Problem]]:
+                    known_data_type: Callable[[str], bool] | None = None, data_type_base: DataTypeBase | None = None
+                    ) -> tuple[dict[str, Workflow], list[Problem]]:
     if raw is None:
         return {}, []
     if not isinstance(raw, dict):
@@ -33,7 +34,7 @@ def parse_workflows(raw: Any, nodes: Mapping[str, NodeTemplate], file_name: str,
             problems.append(Problem(file_name, where, "must be a mapping with 'steps'"))
             continue
         inputs, input_problems = parse_input_definitions(body.get("inputs"), file_name, f"{where}.inputs",
-                                                         known_data_type)
+                                                         known_data_type, data_type_base)
         problems.extend(input_problems)
         for definition in inputs.values():  # a default is a value too: of its type, within its constraints
             if definition.has_default and definition.default is not None:

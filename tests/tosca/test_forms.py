@@ -1,0 +1,317 @@
+"""TOSCA as other people write it (issue 15): each form orch accepts, through `check` and `load`, with one
+template that passes (and what the model then holds) and, where the form has rules, one that breaks them
+and the problem named. Templates are written into tmp_path by the tests themselves."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from orchestrator.model import LoadError, Problem, Topology
+from orchestrator.tosca.loader import load
+
+HEADER = "tosca_definitions_version: tosca_simple_yaml_1_3\n"
+
+
+def write(tmp_path: Path, text: str, name: str = "t.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(HEADER + textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def loads(tmp_path: Path, text: str, inputs=None) -> Topology:
+    return load(write(tmp_path, text), inputs)
+
+
+def problems(tmp_path: Path, text: str, inputs=None, *, via=load) -> list[Problem]:
+    with pytest.raises(LoadError) as caught:
+        via(write(tmp_path, text), inputs)
+    assert caught.value.problems
+    return caught.value.problems
+
+
+def find(found: list[Problem], place: str | None, message: str) -> Problem:
+    for problem in found:
+        if (place is None or problem.place == place) and message in problem.message:
+            return problem
+    raise AssertionError(f"no problem at {place!r} containing {message!r} in:\n" + "\n".join(map(str, found)))
+
+
+# -- tosca-parser's gaps, closed in front of it ----------------------------------------------------
+
+
+def test_normative_capability_types_of_tosca_1_3_are_known(tmp_path):
+    topology = loads(tmp_path, """
+        node_types:
+          my.Server:
+            derived_from: tosca.nodes.Root
+            capabilities:
+              compute: tosca.capabilities.Compute
+              storage: { type: tosca.capabilities.Storage }
+              network: { type: tosca.capabilities.Network }
+          my.App:
+            derived_from: tosca.nodes.Root
+            requirements:
+              - host:
+                  capability: tosca.capabilities.Compute
+                  relationship: tosca.relationships.HostedOn
+        topology_template:
+          node_templates:
+            server:
+              type: my.Server
+              capabilities:
+                compute: { properties: { num_cpus: 4, name: big } }
+                storage: { properties: { name: scratch } }
+            vm:
+              type: tosca.nodes.Compute
+            app:
+              type: my.App
+              requirements:
+                - host: server
+            app_on_vm:
+              type: my.App
+              requirements:
+                - host: vm
+        """)
+    assert topology.nodes["server"].capabilities["compute"] == {"num_cpus": 4, "name": "big"}
+    assert topology.nodes["app"].requirements[0].target == "server"
+    # TOSCA 1.3's Compute node hosts on a tosca.capabilities.Compute
+    assert topology.nodes["app_on_vm"].requirements[0].target == "vm"
+
+
+def test_a_capability_property_of_a_1_3_capability_type_is_checked(tmp_path):
+    found = problems(tmp_path, """
+        node_types:
+          my.Server:
+            derived_from: tosca.nodes.Root
+            capabilities:
+              compute: tosca.capabilities.Compute
+        topology_template:
+          node_templates:
+            server:
+              type: my.Server
+              capabilities:
+                compute: { properties: { num_cpus: 0 } }
+        """)
+    find(found, None, "num_cpus")
+
+
+def test_a_requirement_definition_without_node_does_not_crash_the_parser(tmp_path):
+    # tosca-parser crashed here: 'NoneType' object has no attribute 'startswith'
+    topology = loads(tmp_path, """
+        node_types:
+          my.App:
+            derived_from: tosca.nodes.Root
+            requirements:
+              - needs:
+                  capability: tosca.capabilities.Node
+                  relationship: tosca.relationships.DependsOn
+        topology_template:
+          node_templates:
+            other: { type: tosca.nodes.Root }
+            app:
+              type: my.App
+              requirements:
+                - needs: other
+        """)
+    requirement = topology.nodes["app"].requirements[0]
+    assert (requirement.name, requirement.target, requirement.relationship_type) == \
+        ("needs", "other", "tosca.relationships.DependsOn")
+
+
+def test_a_topology_output_may_have_a_type(tmp_path):
+    topology = loads(tmp_path, """
+        topology_template:
+          node_templates:
+            other: { type: tosca.nodes.Root }
+          outputs:
+            state:
+              type: string
+              description: the state
+              value: { get_attribute: [other, state] }
+        """)
+    assert topology.outputs == {"state": {"get_attribute": ["other", "state"]}}
+
+
+def test_an_output_type_is_checked(tmp_path):
+    found = problems(tmp_path, """
+        topology_template:
+          node_templates:
+            other: { type: tosca.nodes.Root }
+          outputs:
+            odd: { type: no.such.Type, value: { get_attribute: [other, state] } }
+            count: { type: integer, value: many }
+            misspelt: { value: 1, descripton: one }
+        """)
+    find(found, "topology_template.outputs.odd.type", "unknown type 'no.such.Type'")
+    find(found, "topology_template.outputs.count.value", "is not an integer")
+    find(found, "topology_template.outputs.misspelt", "unknown key descripton")
+
+
+def test_token_takes_several_separator_characters(tmp_path):
+    topology = loads(tmp_path, """
+        topology_template:
+          inputs:
+            address: { type: string, default: "host:22/tcp" }
+          node_templates:
+            other: { type: tosca.nodes.Root }
+          outputs:
+            port: { value: { token: [ { get_input: address }, ":/", 1 ] } }
+        """)
+    assert topology.outputs["port"] == {"token": [{"get_input": "address"}, ":/", 1]}
+
+
+@pytest.mark.parametrize("arguments", ['[ "a.b", "", 1 ]', '[ "a.b", 7, 1 ]', '[ "a.b", ".", first ]',
+                                       '[ "a.b", "." ]'])
+def test_token_arguments_are_checked_by_orch(tmp_path, arguments):
+    found = problems(tmp_path, f"""
+        topology_template:
+          node_templates:
+            other: {{ type: tosca.nodes.Root }}
+          outputs:
+            part: {{ value: {{ token: {arguments} }} }}
+        """)
+    find(found, "topology_template.outputs.part.value", "token takes [string, delimiters, index]")
+
+
+TRIGGER = """
+    topology_template:
+      node_templates:
+        other: { type: tosca.nodes.Root }
+      policies:
+        - scale:
+            type: tosca.policies.Scaling
+            targets: [other]
+            triggers:
+              high_load:
+                event: load_high
+                condition:
+                  constraint:
+                    - greater_than: 80
+                  period: %s
+                  evaluations: %s
+                  method: %s
+                action:
+                  - call_operation: Standard.start
+    """
+
+
+def test_a_policy_trigger_condition_may_have_period_and_method(tmp_path):
+    topology = loads(tmp_path, TRIGGER % ("60 s", 2, "average"))
+    assert topology.policies["scale"]["triggers"]["high_load"]["condition"]["method"] == "average"
+
+
+def test_a_policy_trigger_condition_is_checked(tmp_path):
+    found = problems(tmp_path, TRIGGER % ("soon", 0, "[1]"))
+    where = "topology_template.policies[0].scale.triggers.high_load.condition"
+    find(found, f"{where}.period", "must be a time")
+    find(found, f"{where}.evaluations", "whole number")
+    find(found, f"{where}.method", "must be a string")
+
+
+def test_an_input_of_a_data_type_is_accepted_and_checked(tmp_path):
+    # tosca-parser refused any input of a data type but PortDef/PortSpec ('Invalid type "<class 'type'>"')
+    text = """
+        data_types:
+          my.Place:
+            derived_from: tosca.datatypes.Root
+            properties:
+              path: { type: string }
+        topology_template:
+          inputs:
+            credential: { type: tosca.datatypes.Credential, required: false }
+            place: { type: my.Place, default: { path: /tmp } }
+            port: { type: tosca.datatypes.network.PortDef, default: 8080 }
+          node_templates:
+            other: { type: tosca.nodes.Root }
+        """
+    topology = loads(tmp_path, text, {"port": "2222"})
+    assert topology.input_values["port"] == 2222  # a PortDef is an integer
+    assert topology.input_values["place"] == {"path": "/tmp"}
+    find(problems(tmp_path, text, {"port": "70000"}), "topology_template.inputs.port", "in_range")
+
+
+# -- short and qualified names of the normative types -------------------------------------------------------
+
+
+def test_short_and_qualified_names_of_normative_types(tmp_path):
+    (tmp_path / "run.sh").write_text("#!/bin/sh\n", encoding="utf-8")
+    topology = loads(tmp_path, """
+        data_types:
+          my.Ports:
+            derived_from: Root
+            properties:
+              main: { type: PortDef }
+              spec: { type: PortSpec, required: false }
+              info: { type: tosca:NetworkInfo, required: false }
+              when: { type: TimeInterval, required: false }
+              extra: { type: list, entry_schema: PortInfo, required: false }
+        node_types:
+          my.App:
+            derived_from: SoftwareComponent
+            properties:
+              ports: { type: my.Ports }
+              credential: { type: Credential, required: false }
+            capabilities:
+              api: Endpoint.Public
+              link: { type: Linkable }
+            requirements:
+              - store:
+                  capability: Attachment
+                  node: BlockStorage
+                  relationship: AttachesTo
+                  occurrences: [0, 1]
+            artifacts:
+              script: { type: Bash, file: run.sh }
+        topology_template:
+          inputs:
+            port: { type: PortDef, default: 8080 }
+          node_templates:
+            server: { type: tosca:Compute }
+            net: { type: Network }
+            app:
+              type: my.App
+              properties:
+                ports: { main: { get_input: port } }
+              requirements:
+                - host: server
+                - dependency: { node: net, relationship: tosca:DependsOn }
+        """)
+    app = topology.nodes["app"]
+    assert app.types[:2] == ("my.App", "tosca.nodes.SoftwareComponent")
+    assert topology.nodes["server"].type == "tosca.nodes.Compute"
+    assert topology.nodes["net"].type == "tosca.nodes.network.Network"
+    assert app.artifacts["script"].type == "tosca.artifacts.Implementation.Bash"
+    assert [r.relationship_type for r in app.requirements] == ["tosca.relationships.HostedOn",
+                                                               "tosca.relationships.DependsOn"]
+    assert topology.inputs["port"].type == "integer"  # a PortDef: an integer from 1 to 65535
+    find(problems(tmp_path, """
+        topology_template:
+          inputs:
+            port: { type: PortDef, default: 0 }
+          node_templates:
+            server: { type: Compute }
+        """), "topology_template.inputs.port", "in_range")
+
+
+def test_a_short_name_that_names_no_type_is_reported_as_written(tmp_path):
+    found = problems(tmp_path, """
+        topology_template:
+          node_templates:
+            server: { type: Computer }
+        """)
+    find(found, "node_templates.server.type", "unknown node type 'Computer'")
+
+
+def test_a_template_type_of_the_users_own_wins_over_a_short_name(tmp_path):
+    topology = loads(tmp_path, """
+        node_types:
+          Compute:
+            derived_from: tosca.nodes.Root
+        topology_template:
+          node_templates:
+            box: { type: Compute }
+        """)
+    assert topology.nodes["box"].types == ("Compute", "tosca.nodes.Root")
