@@ -187,3 +187,20 @@ def type_short_name(interface: str) -> str:
 
 def resolve_path(base_dir: str, path: str) -> str:
     return str((Path(base_dir) / path).resolve()) if not Path(path).is_absolute() else path
+
+
+@dataclass(frozen=True)
+class PlanView:
+    """A plan as plain data, for rendering: its steps in waves (the steps of a wave may run together,
+    in id order), its ordering edges, and the steps that run something (None: not known)."""
+
+    waves: tuple[tuple[Step, ...], ...]
+    edges: tuple[tuple[str, str], ...]
+    implemented: frozenset[str] | None = None
+
+    @property
+    def steps(self) -> tuple[Step, ...]:
+        return tuple(step for wave in self.waves for step in wave)
+
+    def predecessors(self, step_id: str) -> list[str]:
+        return sorted(a for a, b in self.edges if b == step_id)

@@ -1,17 +1,12 @@
-"""Show a plan: text (waves of steps that may run together), json, Graphviz dot, Mermaid."""
+"""Show a plan (model.PlanView): text (waves of steps that may run together), json, Graphviz dot, Mermaid.
+
+Pure functions of plain data: the CLI prints them, the service will serve them."""
 
 from __future__ import annotations
 
 import json
 
-import networkx as nx
-
-from orchestrator.model import Step
-
-
-def waves(graph: nx.DiGraph) -> list[list[Step]]:
-    return [sorted((graph.nodes[n]["step"] for n in generation), key=lambda s: s.id)
-            for generation in nx.topological_generations(graph)]
+from orchestrator.model import PlanView, Step
 
 
 def _label(step: Step) -> str:
@@ -20,19 +15,22 @@ def _label(step: Step) -> str:
     return f"{step.node} set_state {step.state}"
 
 
-def as_text(graph: nx.DiGraph, implemented: set[str] | None = None) -> str:
+def as_text(plan: PlanView) -> str:
     lines = []
-    for number, wave in enumerate(waves(graph), start=1):
+    for number, wave in enumerate(plan.waves, start=1):
         lines.append(f"wave {number}:")
         for step in wave:
-            marker = "" if implemented is None or step.id in implemented else "  (no-op)"
+            marker = "" if plan.implemented is None or step.id in plan.implemented else "  (no-op)"
             lines.append(f"  {_label(step)}{marker}")
     return "\n".join(lines)
 
 
-def as_json(graph: nx.DiGraph) -> str:
+def as_json(plan: PlanView) -> str:
+    after: dict[str, list[str]] = {}
+    for a, b in plan.edges:
+        after.setdefault(b, []).append(a)
     steps = [{"id": s.id, "node": s.node, "operation": s.operation, "state": s.state, "side": s.side,
-              "after": sorted(graph.predecessors(s.id))} for wave in waves(graph) for s in wave]
+              "after": sorted(after.get(s.id, []))} for s in plan.steps]
     return json.dumps({"steps": steps}, indent=2)
 
 
@@ -41,25 +39,27 @@ def _dot_quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def as_dot(graph: nx.DiGraph) -> str:
+def as_dot(plan: PlanView) -> str:
     lines = ["digraph plan {", "  rankdir=LR;", "  node [shape=box, fontname=Helvetica];"]
-    for step_id in sorted(graph.nodes):
-        lines.append(f"  {_dot_quote(step_id)} [label={_dot_quote(_label(graph.nodes[step_id]['step']))}];")
-    for a, b in sorted(graph.edges):
+    for step in sorted(plan.steps, key=lambda s: s.id):
+        lines.append(f"  {_dot_quote(step.id)} [label={_dot_quote(_label(step))}];")
+    for a, b in sorted(plan.edges):
         lines.append(f"  {_dot_quote(a)} -> {_dot_quote(b)};")
     lines.append("}")
     return "\n".join(lines)
 
 
-def as_mermaid(graph: nx.DiGraph) -> str:
-    ids = {step_id: f"s{i}" for i, step_id in enumerate(sorted(graph.nodes))}
+def as_mermaid(plan: PlanView) -> str:
+    steps = sorted(plan.steps, key=lambda s: s.id)
+    ids = {step.id: f"s{i}" for i, step in enumerate(steps)}
     lines = ["flowchart LR"]
-    for step_id, short in ids.items():
-        label = _label(graph.nodes[step_id]["step"]).replace('"', "'")
-        lines.append(f'  {short}["{label}"]')
-    for a, b in sorted(graph.edges):
+    for step in steps:
+        label = _label(step).replace('"', "'")
+        lines.append(f'  {ids[step.id]}["{label}"]')
+    for a, b in sorted(plan.edges):
         lines.append(f"  {ids[a]} --> {ids[b]}")
     return "\n".join(lines)
 
 
 RENDERERS = {"text": as_text, "json": as_json, "dot": as_dot, "mermaid": as_mermaid}
+FORMATS = tuple(sorted(RENDERERS))

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Callable, Mapping
 
+from orchestrator.engine import jobs
 from orchestrator.executors.inventory import OperationRequest, Target, alias_for, connection_vars
 from orchestrator.model import LOCALHOST, ORCHESTRATOR, NodeTemplate, Operation, Step, Topology
 from orchestrator.engine.evaluate import Context, evaluate
@@ -27,7 +28,7 @@ class PreparedStep:
     @property
     def is_monitor(self) -> bool:
         """Runnable.run is polled until the job ends, not run once."""
-        return self.step.operation == "Runnable.run"
+        return jobs.is_watch(self.step)
 
 
 @dataclass(frozen=True)
@@ -90,9 +91,9 @@ def prepare(step: Step, ev: Evaluation,
     variables.update(context_variables(ev, step, host_name, target_node,
                                        hosts() if hosts else hosts_inventory(ev)))
     variables.update({name: artifact.file for name, artifact in ev.topology.nodes[step.node].artifacts.items()})
-    if step.operation in ("Runnable.run", "Runnable.cancel"):
+    if jobs.reads_job_id(step):
         # the job these operations act on, as its submit reported it
-        variables["TOSCA_JOB_ID"] = ev.read_operation_output(step.node, "Runnable.submit", "TOSCA_JOB_ID")
+        variables["TOSCA_JOB_ID"] = ev.read_operation_output(step.node, jobs.SUBMIT, "TOSCA_JOB_ID")
     request = OperationRequest(alias_for(step.id), operation.implementation, target, variables,
                                label=f"{step.node} {step.operation}")
     return PreparedStep(step, operation, host_name, request)

@@ -19,12 +19,13 @@ from typing import Callable, Protocol
 import networkx as nx
 
 from orchestrator import failpoints
+from orchestrator.engine import jobs
 from orchestrator.engine.operations import (Evaluation, PreparedStep, StepError, attributes_from_facts,
                                             hosts_inventory, outputs_from_facts, prepare)
-from orchestrator.executors.ansible import AnsibleExecutor
+from orchestrator.executors.base import Executor
 from orchestrator.executors.results import OperationResult, TaskEvent
 from orchestrator.model import Step, StepKind
-from orchestrator.store.sqlite import Store
+from orchestrator.store.base import StepStatus, Store
 
 DEFAULT_UNREACHABLE_RETRIES = 3
 DEFAULT_RETRY_DELAY = 2.0
@@ -78,7 +79,7 @@ class RetryPolicy:
 
 
 class Scheduler:
-    def __init__(self, store: Store, executor: AnsibleExecutor, evaluation: Evaluation, execution_id: str,
+    def __init__(self, store: Store, executor: Executor, evaluation: Evaluation, execution_id: str,
                  workers: int = 4, reporter: Reporter | None = None, cancel: threading.Event | None = None,
                  retry_policy: RetryPolicy | None = None,
                  skip: Callable[[Step], bool] | None = None,
@@ -140,20 +141,18 @@ class Scheduler:
         step = prepared.step
         run.attempts[step.id] += 1
         if result.ok and prepared.is_monitor:
-            status = str(result.facts.get("TOSCA_JOB_STATUS", "")).upper()
-            if status in ("QUEUED", "RUNNING", ""):
+            report = jobs.JobReport.from_facts(result.facts)
+            if report.running:
                 if not self.cancel.is_set():
-                    run.due.append((time.monotonic() + run.next_interval(step.id), step.id))
+                    run.due.append((time.monotonic() + run.backoff.next(step.id), step.id))
                 return  # when cancelling, the job is cancelled and its watch closed by _cancel_jobs
             run.jobs_finished.add(step.node)
-            if status != "COMPLETED":
+            if not report.succeeded:
                 result.ok = False
-                job = result.facts.get("TOSCA_JOB_ID") or "?"
-                detail = str(result.facts.get("TOSCA_JOB_ERROR") or "").strip()
-                result.message = f"job {job} failed" + (f": {detail[-1500:]}" if detail else "")
+                result.message = report.failure()
         self._record_monitor_end(run, prepared, result)
         if result.ok:
-            if step.operation == "Runnable.submit":
+            if jobs.is_submit(step):
                 run.jobs_submitted.add(step.node)
             self._settle(run, outcome, step.id, True)
             outcome.ran += 1
@@ -186,7 +185,7 @@ class Scheduler:
             self.store.operation_failed(run_id, self.execution_id, step_id, "cancelled")
             run.monitor_runs.pop(step_id)
         for node in sorted(run.jobs_submitted - run.jobs_finished):
-            step = Step(f"{node}.cancel", node, operation="Runnable.cancel")
+            step = jobs.cancel_step(node)
             try:
                 prepared = prepare(step, self.ev)
             except StepError as exc:
@@ -224,19 +223,19 @@ class Scheduler:
         hosts = functools.cache(lambda: hosts_inventory(self.ev))  # ORCH_HOSTS reads the store: once per wave
         for step in sorted(steps, key=lambda s: s.id):
             if self.skip(step):
-                self.store.set_step_status(self.execution_id, step.id, "skipped")
+                self.store.set_step_status(self.execution_id, step.id, StepStatus.SKIPPED)
                 immediate.append((step.id, True))
                 continue
             if step.kind == StepKind.SET_STATE:
                 self.store.set_state(self.ev.deployment, step.node, step.state or "")
-                self.store.set_step_status(self.execution_id, step.id, "done")
+                self.store.set_step_status(self.execution_id, step.id, StepStatus.DONE)
                 immediate.append((step.id, True))
                 continue
             try:
                 prepared = prepare(step, self.ev, hosts)
             except StepError as exc:
                 outcome.failures.append(Failure(step.id, step.node, step.operation, "-", None, str(exc)))
-                self.store.set_step_status(self.execution_id, step.id, "failed")
+                self.store.set_step_status(self.execution_id, step.id, StepStatus.FAILED)
                 immediate.append((step.id, False))
                 continue
             if prepared.request is None:
@@ -279,8 +278,7 @@ class Scheduler:
             self.reporter.task_event(prepared.step, event)
 
         try:
-            # a job's watch and a job's cancel must run to their end even while cancelling
-            uninterruptible = any(p.is_monitor or p.step.operation == "Runnable.cancel" for p in batch)
+            uninterruptible = any(jobs.must_run_to_its_end(p.step) for p in batch)
             results = self.executor.run_batch([p.request for p in batch], on_event=on_event,
                                               cancel=None if uninterruptible else self.cancel,
                                               timeout=_batch_timeout(batch))
@@ -292,12 +290,12 @@ class Scheduler:
             prepared = by_alias[alias]
             step = prepared.step
             if prepared.is_monitor:
-                status = str(result.facts.get("TOSCA_JOB_STATUS", "")).upper()
-                if result.ok and run.job_status.get(step.node) != status:
-                    run.job_status[step.node] = status
+                report = jobs.JobReport.from_facts(result.facts)
+                if result.ok and run.job_status.get(step.node) != report.status:
+                    run.job_status[step.node] = report.status
                     self.store.add_event(self.ev.deployment, self.execution_id, "job",
-                                         f"job {result.facts.get('TOSCA_JOB_ID', '?')} of {step.node}: {status}",
-                                         step.node, step.operation, {"status": status})
+                                         f"job {report.job_id} of {step.node}: {report.status}",
+                                         step.node, step.operation, {"status": report.status})
                 continue  # its run record is closed by _record_monitor_end once the job is over
             if result.ok:
                 node = self.ev.topology.nodes[step.node]
@@ -331,11 +329,6 @@ class Scheduler:
 class _Run:
     """The changing state of one plan being run (owned by the scheduler's loop)."""
 
-    MONITOR_FIRST_INTERVAL = 0.2
-    MONITOR_BACKOFF = 1.5
-    # a job's end is noticed within one interval plus one poll: keep both under the 2 s promise
-    MONITOR_MAX_INTERVAL = 1.0
-
     def __init__(self, graph: nx.DiGraph, already_done: set[str]):
         self.graph = graph
         self.waiting = {n: sum(1 for p in graph.predecessors(n) if not _is_failure_edge(graph, p, n))
@@ -348,7 +341,7 @@ class _Run:
         self.attempts: dict[str, int] = defaultdict(int)
         self.monitors: set[str] = set()
         self.monitor_runs: dict[str, int] = {}
-        self.intervals: dict[str, float] = {}
+        self.backoff = jobs.PollBackoff()
         self.job_status: dict[str, str] = {}
         self.jobs_submitted: set[str] = set()
         self.jobs_finished: set[str] = set()
@@ -379,13 +372,6 @@ class _Run:
 
     def failure_handlers(self, step_id: str) -> list[str]:
         return [s for s in self.graph.successors(step_id) if _is_failure_edge(self.graph, step_id, s)]
-
-    def next_interval(self, step_id: str) -> float:
-        """Fast at first, backing off, capped."""
-        interval = self.intervals.get(step_id, self.MONITOR_FIRST_INTERVAL / self.MONITOR_BACKOFF)
-        interval = min(self.MONITOR_MAX_INTERVAL, interval * self.MONITOR_BACKOFF)
-        self.intervals[step_id] = interval
-        return interval
 
 
 def _is_failure_edge(graph: nx.DiGraph, a: str, b: str) -> bool:

@@ -12,11 +12,17 @@ import os
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from orchestrator.home import default_home
+from orchestrator.owner import OwnerToken
 from orchestrator.scratch import process_start_time
+from orchestrator.store.base import (Deployment, DeploymentBusy, Event, Execution, Lock, OperationRun,
+                                     StoreError)
+
+__all__ = ["Deployment", "DeploymentBusy", "Event", "Execution", "Lock", "OperationRun", "SqliteStore", "Store",
+           "StoreError", "default_home", "process_start_time"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS deployments (
@@ -33,7 +39,9 @@ CREATE TABLE IF NOT EXISTS locks (
   pid INTEGER NOT NULL,
   process_start TEXT NOT NULL,
   command TEXT NOT NULL,
-  since REAL NOT NULL
+  since REAL NOT NULL,
+  owner TEXT NOT NULL DEFAULT '',
+  execution_id TEXT
 );
 CREATE TABLE IF NOT EXISTS instances (
   deployment TEXT NOT NULL,
@@ -99,81 +107,25 @@ CREATE INDEX IF NOT EXISTS events_by_execution ON events (deployment, execution_
 """
 
 
-def _held_by_live_process(row: sqlite3.Row | None) -> bool:
-    return bool(row) and process_start_time(row["pid"]) == row["process_start"]
+def _owner_is_live(row: sqlite3.Row | None) -> bool:
+    if not row:
+        return False
+    token = OwnerToken.parse(row["owner"] or "")
+    if token is None:  # a lock written before owner tokens: judged by its pid
+        return process_start_time(row["pid"]) == row["process_start"]
+    return token.is_live()
 
 
 def _refuse_if_held(row: sqlite3.Row | None, deployment: str) -> None:
-    if row and row["pid"] != os.getpid() and _held_by_live_process(row):
+    if row and _owner_is_live(row):
         since = time.strftime("%H:%M:%S", time.localtime(row["since"]))
         raise DeploymentBusy(f"deployment '{deployment}' is busy: '{row['command']}' is running "
                              f"(pid {row['pid']}, since {since})")
 
 
-class StoreError(Exception):
-    pass
+class SqliteStore:
+    """The Store protocol (store/base.py) on SQLite."""
 
-
-class DeploymentBusy(StoreError):
-    pass
-
-
-@dataclass(frozen=True)
-class Deployment:
-    name: str
-    topology_path: str
-    template_file: str
-    inputs: dict[str, Any]
-    status: str
-    created: float
-    updated: float
-
-
-@dataclass(frozen=True)
-class OperationRun:
-    id: int
-    execution_id: str
-    step_id: str
-    node: str
-    operation: str
-    host: str | None
-    status: str
-    started: float
-    ended: float | None
-    outputs: dict[str, Any]
-    error: str | None
-
-
-@dataclass(frozen=True)
-class Execution:
-    id: str
-    deployment: str
-    workflow: str
-    status: str
-    inputs: dict[str, Any]
-    started: float
-    ended: float | None
-    error: str | None
-    outputs: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class Event:
-    id: int
-    execution_id: str | None
-    ts: float
-    kind: str
-    node: str | None
-    operation: str | None
-    message: str
-    data: dict[str, Any] | None
-
-
-def default_home() -> Path:
-    return Path(os.environ.get("ORCH_HOME") or Path.home() / ".local" / "share" / "orch")
-
-
-class Store:
     def __init__(self, home: Path):
         home.mkdir(parents=True, exist_ok=True)
         self.home = home
@@ -185,6 +137,7 @@ class Store:
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA foreign_keys=ON")
         self._conn.executescript(SCHEMA)
+        _add_missing_columns(self._conn)
         os.chmod(self.path, 0o600)
 
     def close(self) -> None:
@@ -233,25 +186,42 @@ class Store:
 
     # -- locks: one command at a time per deployment, across processes ------------------------
 
-    def acquire(self, deployment: str, command: str) -> None:
-        pid = os.getpid()
+    def acquire(self, deployment: str, command: str) -> str:
+        """Take the deployment's lock for one piece of work; returns the owner token that releases it.
+        Refused (DeploymentBusy) while a live owner, of this process or another, holds it."""
+        owner = OwnerToken.new()
         with self._tx() as c:
             _refuse_if_held(c.execute("SELECT * FROM locks WHERE deployment=?", (deployment,)).fetchone(), deployment)
-            c.execute("INSERT OR REPLACE INTO locks (deployment, pid, process_start, command, since)"
-                      " VALUES (?,?,?,?,?)", (deployment, pid, process_start_time(pid) or "", command, time.time()))
+            c.execute("INSERT OR REPLACE INTO locks (deployment, pid, process_start, command, since, owner)"
+                      " VALUES (?,?,?,?,?,?)", (deployment, owner.pid, owner.start, command, time.time(), str(owner)))
+        return str(owner)
+
+    def lock_execution(self, deployment: str, owner: str, execution_id: str) -> None:
+        """Name the execution the lock's work runs: a running execution the live lock does not name is
+        interrupted."""
+        with self._tx() as c:
+            c.execute("UPDATE locks SET execution_id=? WHERE deployment=? AND owner=?",
+                      (execution_id, deployment, owner))
 
     def refuse_if_busy(self, deployment: str) -> None:
-        """Raise DeploymentBusy, naming the command and its pid, when another live process holds the lock."""
+        """Raise DeploymentBusy, naming the command and its pid, when a live owner holds the lock."""
         rows = self._query("SELECT * FROM locks WHERE deployment=?", (deployment,))
         _refuse_if_held(rows[0] if rows else None, deployment)
 
-    def lock_is_live(self, deployment: str) -> bool:
-        rows = self._query("SELECT pid, process_start FROM locks WHERE deployment=?", (deployment,))
-        return _held_by_live_process(rows[0] if rows else None)
+    def lock(self, deployment: str) -> Lock | None:
+        rows = self._query("SELECT * FROM locks WHERE deployment=?", (deployment,))
+        if not rows:
+            return None
+        r = rows[0]
+        return Lock(deployment, r["owner"], r["command"], r["since"], r["pid"], _owner_is_live(r), r["execution_id"])
 
-    def release(self, deployment: str) -> None:
+    def lock_is_live(self, deployment: str) -> bool:
+        rows = self._query("SELECT * FROM locks WHERE deployment=?", (deployment,))
+        return _owner_is_live(rows[0] if rows else None)
+
+    def release(self, deployment: str, owner: str) -> None:
         with self._tx() as c:
-            c.execute("DELETE FROM locks WHERE deployment=? AND pid=?", (deployment, os.getpid()))
+            c.execute("DELETE FROM locks WHERE deployment=? AND owner=?", (deployment, owner))
 
     # -- instances and attributes --------------------------------------------------------------
 
@@ -447,6 +417,18 @@ class _Transaction:
             self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
         finally:
             self.lock.release()
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    """A store made by an older orch: add the columns it lacks (CREATE TABLE IF NOT EXISTS keeps its tables)."""
+    have = {r["name"] for r in conn.execute("PRAGMA table_info(locks)")}
+    for column, kind in (("owner", "TEXT NOT NULL DEFAULT ''"), ("execution_id", "TEXT")):
+        if column not in have:
+            conn.execute(f"ALTER TABLE locks ADD COLUMN {column} {kind}")
+
+
+# the name the engine, the API and the tests use: the store orch ships
+Store = SqliteStore
 
 
 def _deployment(r: sqlite3.Row) -> Deployment:

@@ -18,12 +18,12 @@ from click.testing import CliRunner
 from cryptography.hazmat.primitives import serialization
 
 from orchestrator.credentials import CredentialStore
-from orchestrator.credentials.cli import credentials
+from orchestrator.cli.credentials import credentials
 
 REPO = Path(__file__).resolve().parents[2]
 
 _ADD_GROUP = ("import sys; from orchestrator.cli import cli, main; "
-              "from orchestrator.credentials.cli import credentials; "
+              "from orchestrator.cli.credentials import credentials; "
               "'credentials' in cli.commands or cli.add_command(credentials); main(sys.argv[1:])")
 
 

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from leaks import files_containing, leak_needles
 
 from orchestrator.credentials import CredentialError, CredentialStore, masterkey, sshkey
-from orchestrator.credentials.cli import credentials
+from orchestrator.cli.credentials import credentials
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -43,7 +43,7 @@ def test_no_file_but_master_key_holds_the_private_key(store: CredentialStore, ho
 def test_no_file_holds_the_private_key_after_cli_use(home: Path) -> None:
     """Through the real entry point in a separate process, so whatever it writes is on disk to search."""
     add_group = ("import sys; from orchestrator.cli import cli, main; "
-                 "from orchestrator.credentials.cli import credentials; "
+                 "from orchestrator.cli.credentials import credentials; "
                  "'credentials' in cli.commands or cli.add_command(credentials); main(sys.argv[1:])")
     for args in (["create", "cluster"], ["list"], ["list", "--json"], ["verify", "cluster"], ["show", "cluster"]):
         result = subprocess.run([sys.executable, "-c", add_group, "--home", str(home), "credentials", *args],

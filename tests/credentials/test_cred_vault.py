@@ -21,7 +21,7 @@ from orchestrator.credentials import (
     VaultBackend,
     VaultConfig,
 )
-from orchestrator.credentials.cli import credentials
+from orchestrator.cli.credentials import credentials
 from orchestrator.credentials.store import backend_from_env
 
 pytest.importorskip("hvac")

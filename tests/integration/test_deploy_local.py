@@ -202,19 +202,19 @@ def test_busy_deployment_is_refused_and_a_dead_holder_does_not_block(tmp_path):
         holder.wait()
     # the holder is dead now: its lock no longer blocks
     store = Store(home)
-    store.acquire("busy", "deploy")
-    store.release("busy")
-    store.close()
-    with pytest.raises(DeploymentBusy):
-        other = Store(home)
-        other.acquire("x", "deploy")
-        fake_pid_store = Store(home)
-        # same lock row, seen from a process that is alive (this one) but under another pid
-        fake_pid_store._conn.execute("UPDATE locks SET pid=? WHERE deployment='x'", (os.getppid(),))
-        from orchestrator.store.sqlite import process_start_time
-        fake_pid_store._conn.execute("UPDATE locks SET process_start=? WHERE deployment='x'",
-                                     (process_start_time(os.getppid()),))
-        fake_pid_store.acquire("x", "undeploy")
+    try:
+        owner = store.acquire("busy", "deploy")
+        # locks belong to a piece of work, not to a process: a second one of this same process is refused
+        with pytest.raises(DeploymentBusy, match="'deploy' is running"):
+            Store(home).acquire("busy", "undeploy")
+        store.release("busy", owner)
+        second = store.acquire("busy", "deploy")
+        store.release("busy", "someone-else")  # only its owner's token releases a lock
+        assert store.lock("busy").owner == second and store.lock("busy").live
+        store.release("busy", second)
+        assert store.lock("busy") is None
+    finally:
+        store.close()
 
 
 def test_bad_input_writes_nothing(tmp_path):

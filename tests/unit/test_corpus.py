@@ -264,7 +264,7 @@ def test_refused_csar_redeploy_keeps_the_deployed_files(tmp_path, bad_name, refu
         assert (kept / "playbooks" / "keep.yaml").is_file() and (kept / "main.yaml").is_file()
         with pytest.raises(LoadError, match=refusal):
             orchestrator.deploy("app", str(bad), {})
-        assert orchestrator.status("app")["status"] == "deployed"
+        assert orchestrator.status("app").status == "deployed"
         assert (kept / "main.yaml").is_file(), "the deployed template is gone"
         assert (kept / "main.yaml").read_text(encoding="utf-8") == template, \
             "the deployed template was replaced"

@@ -9,8 +9,9 @@ import subprocess
 import sys
 
 LOWER_LAYERS = ["orchestrator.engine.scheduler", "orchestrator.engine.operations", "orchestrator.engine.evaluate",
-                "orchestrator.plan.lifecycle", "orchestrator.plan.workflows", "orchestrator.plan.render",
-                "orchestrator.executors.ansible", "orchestrator.store.sqlite", "orchestrator.credentials.reader"]
+                "orchestrator.plan.lifecycle", "orchestrator.plan.workflows", "orchestrator.plan.view", "orchestrator.render",
+                "orchestrator.executors.ansible", "orchestrator.store.sqlite", "orchestrator.credentials.reader",
+                "orchestrator.engine.jobs", "orchestrator.executors.base", "orchestrator.store.base"]
 
 
 def test_engine_plan_executors_and_store_import_no_tosca_parser():
@@ -20,3 +21,13 @@ def test_engine_plan_executors_and_store_import_no_tosca_parser():
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]", f"imported by the lower layers: {result.stdout}"
+
+
+def test_the_cli_and_the_api_load_tosca_parser_only_when_a_command_loads_a_topology():
+    """`orch --version`, `orch list`, `orch credentials ...` never pay for tosca-parser's imports."""
+    probe = ("import sys\nimport orchestrator.cli\nimport orchestrator.api\n"
+             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'toscaparser'"
+             " or m == 'orchestrator.tosca.loader'))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]", f"imported at start-up: {result.stdout}"

@@ -13,7 +13,9 @@ import networkx as nx
 import pytest
 
 from orchestrator.model import Step, StepKind
-from orchestrator.plan import install_plan, render, uninstall_plan
+from orchestrator import render
+from orchestrator.plan import install_plan, uninstall_plan
+from orchestrator.plan.view import plan_view
 from orchestrator.plan.lifecycle import node_step_id, ordered_steps
 from orchestrator.tosca import load
 
@@ -204,7 +206,7 @@ def graphs(install, uninstall):
 @pytest.mark.parametrize("fmt", sorted(render.RENDERERS))
 def test_render_mentions_every_step(install, uninstall, which, fmt):
     graph = graphs(install, uninstall)[which]
-    text = render.RENDERERS[fmt](graph)
+    text = render.RENDERERS[fmt](plan_view(graph))
     assert isinstance(text, str) and text
     for step_id, data in graph.nodes(data=True):
         step = data["step"]
@@ -219,18 +221,18 @@ def test_render_mentions_every_step(install, uninstall, which, fmt):
 
 
 def test_render_text_waves(install):
-    text = render.as_text(install)
+    text = render.as_text(plan_view(install))
     waves = re.findall(r"^wave (\d+):$", text, flags=re.MULTILINE)
     assert [int(w) for w in waves] == list(range(1, len(waves) + 1))
     assert len(waves) == len(list(nx.topological_generations(install)))
     first_wave = text.split("wave 2:")[0]
     assert "server Standard.create" in first_wave and "web Standard.create" not in first_wave
-    marked = render.as_text(install, implemented={"web.create"})
+    marked = render.as_text(plan_view(install, {"web.create"}))
     assert "web Standard.create\n" in marked + "\n" and "server Standard.create  (no-op)" in marked
 
 
 def test_render_json(install):
-    data = json.loads(render.as_json(install))
+    data = json.loads(render.as_json(plan_view(install)))
     steps = {s["id"]: s for s in data["steps"]}
     assert set(steps) == set(install.nodes)
     for step_id, step in steps.items():
@@ -242,11 +244,11 @@ def test_render_json(install):
 
 
 def test_render_dot_and_mermaid_edges(install):
-    dot = render.as_dot(install)
+    dot = render.as_dot(plan_view(install))
     assert dot.startswith("digraph plan {") and dot.rstrip().endswith("}")
     for a, b in install.edges:
         assert f'"{a}" -> "{b}";' in dot
-    mermaid = render.as_mermaid(install)
+    mermaid = render.as_mermaid(plan_view(install))
     assert mermaid.splitlines()[0] == "flowchart LR"
     ids = dict(re.findall(r'^  (s\d+)\["([^"]*)"\]$', mermaid, flags=re.MULTILINE))
     assert len(ids) == install.number_of_nodes()
@@ -255,13 +257,13 @@ def test_render_dot_and_mermaid_edges(install):
 
 def test_render_non_ascii_names_text_json_mermaid():
     graph = install_plan(load(DATA / "plan_unicode.yaml"))
-    assert "données Standard.create" in render.as_text(graph)
-    assert "données Standard.create" in render.as_mermaid(graph)
-    assert {s["id"] for s in json.loads(render.as_json(graph))["steps"]} >= {"données.create"}
+    assert "données Standard.create" in render.as_text(plan_view(graph))
+    assert "données Standard.create" in render.as_mermaid(plan_view(graph))
+    assert {s["id"] for s in json.loads(render.as_json(plan_view(graph)))["steps"]} >= {"données.create"}
 
 
 def test_render_dot_non_ascii_names():
-    dot = render.as_dot(install_plan(load(DATA / "plan_unicode.yaml")))
+    dot = render.as_dot(plan_view(install_plan(load(DATA / "plan_unicode.yaml"))))
     assert '"données.create" [label="données Standard.create"];' in dot
     assert '"serveur.start" -> "données.create";' in dot
     assert "\\u" not in dot  # Graphviz has no \u escape
@@ -269,7 +271,7 @@ def test_render_dot_non_ascii_names():
 
 
 def test_render_mermaid_quotes():
-    mermaid = render.as_mermaid(install_plan(load(DATA / "plan_unicode.yaml")))
+    mermaid = render.as_mermaid(plan_view(install_plan(load(DATA / "plan_unicode.yaml"))))
     assert "[\"say 'hi' Standard.create\"]" in mermaid
 
 

@@ -1,0 +1,170 @@
+"""What every use case of the API shares: the home, the store, the executor, and loading a
+deployment's topology again."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping
+
+from orchestrator.credentials import CredentialError, CredentialStore
+from orchestrator.credentials.reader import secret_reader
+from orchestrator.credentials.sealed import unseal
+from orchestrator.engine.evaluate import evaluate
+from orchestrator.engine.operations import Evaluation
+from orchestrator.engine.scheduler import Reporter, RetryPolicy, Scheduler
+from orchestrator.executors.base import Executor
+from orchestrator.functions import FunctionError
+from orchestrator.home import deployment_dir
+from orchestrator.model import LoadError, Topology, UsageError
+from orchestrator.store.base import Deployment, Store
+from orchestrator.store.sqlite import SqliteStore
+from orchestrator.tosca import csar
+from orchestrator.tosca.inputs import resolve_input_values
+
+INSTALL, UNINSTALL = "install", "uninstall"
+ExecutorFactory = Callable[[Path], Executor]
+
+
+def ansible_executor(home: Path) -> Executor:
+    from orchestrator.executors.ansible import AnsibleExecutor
+
+    # warm: Ansible loads in a worker while the command loads its topology (2 cores: ~1 s off each command)
+    return AnsibleExecutor(home, warm=True)
+
+
+def load_topology(path: str, inputs: Mapping[str, Any], *, allow_remote_imports: bool = False,
+                  unpack_dir: Path | None = None) -> Topology:
+    # imported here: tosca-parser takes ~0.5 s to import, and commands that never load a topology skip it
+    from orchestrator.tosca.loader import load
+
+    return load(path, inputs, allow_remote_imports=allow_remote_imports, unpack_dir=unpack_dir)
+
+
+class Core:
+    """executor: an Executor made (and closed) by the caller, shared by every command of this object;
+    otherwise each command makes its own with executor_factory (Ansible by default)."""
+
+    def __init__(self, home: Path, workers: int = 4, executor: Executor | None = None, *,
+                 store: Store | None = None, executor_factory: ExecutorFactory = ansible_executor):
+        self.home = home
+        self._store = store
+        self.workers = workers
+        self.given_executor = executor
+        self.executor_factory = executor_factory
+
+    @property
+    def store(self) -> Store:
+        """Opened on first use: validate, plan and credentials never create a store."""
+        if self._store is None:
+            self._store = SqliteStore(self.home)
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- shared internals ------------------------------------------------------------------------
+
+    def _existing(self, name: str) -> Deployment:
+        deployment = self.store.deployment(name)
+        if deployment is None:
+            raise UsageError(f"no deployment named '{name}'")
+        return deployment
+
+    def _deployment_dir(self, name: str) -> Path:
+        return deployment_dir(self.home, name)
+
+    def _unsealed(self, stored: Mapping[str, Any]) -> dict[str, Any]:
+        try:
+            return unseal(self.home, stored)
+        except CredentialError as exc:
+            raise UsageError(str(exc)) from None
+
+    def _load_for_deployment(self, name: str, path: str, inputs: Mapping[str, Any], allow_remote: bool,
+                             reuse: bool = False) -> Topology:
+        """A CSAR is unpacked into the deployment's own folder at deploy time and read from there after."""
+        if csar.is_csar(path):
+            stored = self.store.deployment(name)
+            if reuse and stored is not None and Path(stored.template_file).is_file():
+                return load_topology(stored.template_file, inputs)
+            return load_topology(path, inputs, allow_remote_imports=allow_remote,
+                                 unpack_dir=self._deployment_dir(name) / "csar")
+        return load_topology(path, inputs, allow_remote_imports=allow_remote)
+
+    def _stored_topology(self, deployment: Deployment) -> Topology:
+        return self._load_for_deployment(deployment.name, deployment.topology_path,
+                                         self._unsealed(deployment.inputs), False, reuse=True)
+
+    def _evaluation(self, name: str, topology: Topology, inputs: Mapping[str, Any] | None = None) -> Evaluation:
+        effective = dict(topology.input_values)
+        effective.update(inputs or {})
+        directory = self._deployment_dir(name)
+        directory.mkdir(parents=True, exist_ok=True)
+        return Evaluation(topology, name, effective,
+                          read_attribute=lambda node, attr: self.store.attribute(name, node, attr),
+                          read_operation_output=lambda node, op, out: self.store.operation_output(name, node, op, out),
+                          read_secret=secret_reader(CredentialStore(self.home)),
+                          deployment_dir=str(directory))
+
+    @contextlib.contextmanager
+    def _executor(self) -> Iterator[Executor]:
+        if self.given_executor is not None:
+            yield self.given_executor
+            return
+        with self.executor_factory(self.home) as executor:
+            yield executor
+
+    def _scheduler(self, name: str, topology: Topology, execution_id: str, executor: Executor,
+                   reporter: Reporter | None, cancel: threading.Event | None, skip=None,
+                   inputs: Mapping[str, Any] | None = None) -> Scheduler:
+        # a cancel asked by id (from this process or another) reaches the run through the store
+        return Scheduler(self.store, executor, self._evaluation(name, topology, inputs),
+                         execution_id, workers=self.workers, reporter=reporter, cancel=cancel,
+                         retry_policy=retry_policy(topology), skip=skip,
+                         should_cancel=lambda: self.store.cancel_requested(execution_id))
+
+    def _workflow_inputs(self, topology: Topology, workflow: str, given: Mapping[str, Any]) -> dict[str, Any]:
+        definitions = topology.workflows[workflow].inputs if workflow in topology.workflows else {}
+        values, problems = resolve_input_values(definitions, given, topology.path,
+                                                f"topology_template.workflows.{workflow}.inputs")
+        if problems:
+            raise LoadError(problems)
+        return values
+
+    def _evaluate_outputs(self, name: str, topology: Topology, inputs: Mapping[str, Any] | None = None) -> dict:
+        ev = self._evaluation(name, topology, inputs)
+        values: dict[str, Any] = {}
+        for output, expression in topology.outputs.items():
+            try:
+                values[output] = evaluate(expression, ev.context(None))
+            except FunctionError as exc:
+                values[output] = f"<unavailable: {exc}>"
+        return values
+
+
+def retry_policy(topology: Topology) -> RetryPolicy:
+    """Topology-wide retry settings from a policy of type orch.policies.Retry (properties override defaults)."""
+    policy = RetryPolicy()
+    for body in topology.policies.values():
+        if isinstance(body, dict) and body.get("type") == "orch.policies.Retry":
+            props = body.get("properties") or {}
+            policy.unreachable_retries = int(props.get("unreachable_retries", policy.unreachable_retries))
+            policy.failure_retries = int(props.get("failure_retries", policy.failure_retries))
+            policy.delay = float(props.get("delay", policy.delay))
+    return policy
+
+
+def resume_command(name: str, workflow: str, execution_id: str) -> str:
+    if workflow == INSTALL:
+        return f"orch deploy --resume {name}"
+    if workflow == UNINSTALL:
+        return f"orch undeploy {name}"
+    return f"orch run {name} --resume {execution_id}"
