@@ -7,6 +7,7 @@ so the user sees every independent problem at once and no cascade of consequence
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -21,12 +22,21 @@ from orchestrator.tosca.outputs import parse_outputs
 from orchestrator.tosca.parser import check_with_tosca_parser
 from orchestrator.tosca.parser_view import parser_view
 from orchestrator.tosca.policies import group_problems, policies_of, policy_problems
-from orchestrator.tosca.types import TypeRegistry, type_definition_problems
+from orchestrator.tosca.types import TYPE_SECTIONS, TypeRegistry, type_definition_problems
 from orchestrator.tosca.workflows import parse_workflows
 from orchestrator.tosca.yamlio import read_yaml
 
 TOPOLOGY_KEYS = {"description", "inputs", "node_templates", "relationship_templates", "outputs", "groups",
                  "policies", "substitution_mappings", "workflows"}
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    """What a template turned out to be: a topology, or (when only checked) a type library (None), with the
+    required inputs that have no value yet (only when checked: deploy and plan refuse them)."""
+
+    topology: Topology | None
+    needs_inputs: tuple[str, ...] = ()
 
 
 def load(path: str | Path, inputs: Mapping[str, Any] | None = None, *, allow_remote_imports: bool = False,
@@ -36,10 +46,29 @@ def load(path: str | Path, inputs: Mapping[str, Any] | None = None, *, allow_rem
     A CSAR is unpacked into `unpack_dir` when given (the deployment keeps its playbooks there), else
     into a temporary folder that is removed before this returns.
     """
+    loaded = _guarded(path, inputs, allow_remote_imports, unpack_dir, for_check=False)
+    assert loaded.topology is not None  # only a check accepts a type library
+    return loaded.topology
+
+
+def check(path: str | Path, inputs: Mapping[str, Any] | None = None, *,
+          allow_remote_imports: bool = False) -> Validation:
+    """`orch validate`: the template checked as deploy would check it, except that required inputs without a
+    value are listed (`needs_inputs`) instead of refused, and that a file of type definitions alone (a type
+    library) is checked as such (kind "types"). Raises LoadError with every problem."""
+    loaded = _guarded(path, inputs, allow_remote_imports, None, for_check=True)
+    if loaded.topology is None:
+        return Validation(str(path), "types", 0, 0)
+    return Validation(str(path), "topology", len(loaded.topology.nodes), len(loaded.topology.workflows),
+                      loaded.needs_inputs)
+
+
+def _guarded(path: str | Path, inputs: Mapping[str, Any] | None, allow_remote_imports: bool,
+             unpack_dir: str | Path | None, *, for_check: bool) -> _Loaded:
     name = str(path)
     try:
         with paused_gc():
-            return _load(path, name, inputs, allow_remote_imports, unpack_dir)
+            return _load(path, name, inputs, allow_remote_imports, unpack_dir, for_check)
     except LoadError:
         raise
     except RecursionError:
@@ -51,7 +80,7 @@ def load(path: str | Path, inputs: Mapping[str, Any] | None = None, *, allow_rem
 
 
 def _load(path: str | Path, name: str, inputs: Mapping[str, Any] | None, allow_remote_imports: bool,
-          unpack_dir: str | Path | None) -> Topology:
+          unpack_dir: str | Path | None, for_check: bool) -> _Loaded:
     if csar.is_csar(name):
         if unpack_dir is not None:
             # validated in a fresh folder first: a refused archive must leave the deployed files as they were
@@ -60,26 +89,19 @@ def _load(path: str | Path, name: str, inputs: Mapping[str, Any] | None, allow_r
             if problems or fresh is None or entry is None:
                 raise LoadError(problems)
             try:
-                _load_template(entry, name, inputs or {}, allow_remote_imports, fresh)
+                _load_template(entry, name, inputs or {}, allow_remote_imports, fresh, for_check)
             except BaseException:
                 csar.discard(fresh, directory)
                 raise
             csar.swap_in(fresh, directory)
             # read again where it stays: the model's paths (playbooks, artifacts) point into the folder
             return _load_template(directory / entry.relative_to(fresh), name, inputs or {}, allow_remote_imports,
-                                  directory)
+                                  directory, for_check)
         with csar.unpacked(path) as (root, entry, problems):
             if problems or entry is None:
                 raise LoadError(problems)
-            return _load_template(entry, name, inputs or {}, allow_remote_imports, root)
-    return _load_template(Path(path), name, inputs or {}, allow_remote_imports)
-
-
-def check(path: str | Path, inputs: Mapping[str, Any] | None = None, *,
-          allow_remote_imports: bool = False) -> Validation:
-    """`orch validate`: the template checked as deploy would check it. Raises LoadError with every problem."""
-    topology = load(path, inputs, allow_remote_imports=allow_remote_imports)
-    return Validation(str(path), "topology", len(topology.nodes), len(topology.workflows))
+            return _load_template(entry, name, inputs or {}, allow_remote_imports, root, for_check)
+    return _load_template(Path(path), name, inputs or {}, allow_remote_imports, None, for_check)
 
 
 def validate(path: str | Path, inputs: Mapping[str, Any] | None = None, *,
@@ -92,13 +114,14 @@ def validate(path: str | Path, inputs: Mapping[str, Any] | None = None, *,
 
 
 def _load_template(template: Path, given_path: str, given_inputs: Mapping[str, Any],
-                   allow_remote: bool, archive_root: Path | None = None) -> Topology:
-    """archive_root: the folder a CSAR was unpacked into, which its template's files must not leave."""
+                   allow_remote: bool, archive_root: Path | None = None, for_check: bool = False) -> _Loaded:
+    """archive_root: the folder a CSAR was unpacked into, which its template's files must not leave.
+    for_check: `check`'s leniencies (a type library, required inputs without values)."""
     file_name = str(template) if given_path == str(template) else f"{given_path}!{template.name}"
     document, problems = read_yaml(template, "template")
     if problems:
         raise LoadError(problems)
-    problems = _check_shape(document, file_name)
+    problems = _check_shape(document, file_name, for_check)
     if problems:
         raise LoadError(problems)
     template_file = str(template.resolve())
@@ -130,6 +153,14 @@ def _load_template(template: Path, given_path: str, given_inputs: Mapping[str, A
     problems = [Problem(shown(owner), place, message)
                 for owner, doc in [(f.location, f.document) for f in imported] + [(template_file, document)]
                 for place, message in type_definition_problems(doc, registry)]
+    if "topology_template" not in document:  # a type library (only `check` gets here with one)
+        if problems:
+            raise LoadError(problems)
+        problems = check_with_tosca_parser(parser_view(document, {}, imported, {}, registry), {}, file_name)
+        if problems:
+            raise LoadError(problems)
+        return _Loaded(None)
+
     def known_data_type(name: str) -> bool:
         return registry.knows(registry.full_name(name, "data_types"))
 
@@ -137,17 +168,25 @@ def _load_template(template: Path, given_path: str, given_inputs: Mapping[str, A
                                                           "topology_template.inputs", known_data_type,
                                                           registry.data_type_base)
     problems += input_problems
-    input_values, value_problems = resolve_input_values(definitions, given_inputs, file_name,
-                                                        "topology_template.inputs")
+    # what deploy will need: a check lists them, deploy and plan refuse to start without them
+    needs_inputs = tuple(name for name, d in definitions.items()
+                         if d.required and not d.has_default and name not in given_inputs) if for_check else ()
+    input_values, value_problems = resolve_input_values(
+        {name: d for name, d in definitions.items() if name not in needs_inputs}, given_inputs, file_name,
+        "topology_template.inputs")
     problems += value_problems
 
     workflow_input_names = _workflow_input_names(workflows_raw)
     builder = NodeBuilder(registry, file_name, base_dir, topology_raw.get("relationship_templates") or {},
                           set(definitions) | workflow_input_names, confine)
     raw_nodes = topology_raw.get("node_templates")
-    if not isinstance(raw_nodes, dict) or not raw_nodes:
-        problems.append(Problem(file_name, "topology_template.node_templates", "needs at least one node template"))
+    if raw_nodes is not None and not isinstance(raw_nodes, dict):
+        problems.append(Problem(file_name, "topology_template.node_templates", "must be a mapping of node templates"))
         raw_nodes = {}
+    elif not raw_nodes and not topology_raw.get("relationship_templates"):
+        problems.append(Problem(file_name, "topology_template.node_templates",
+                                "needs at least one node template (or relationship template)"))
+    raw_nodes = raw_nodes or {}
     nodes = builder.build_all(raw_nodes)
     problems += builder.problems
 
@@ -168,13 +207,13 @@ def _load_template(template: Path, given_path: str, given_inputs: Mapping[str, A
     problems = check_with_tosca_parser(checked, parser_inputs, file_name)
     if problems:
         raise LoadError(problems)
-    return Topology(path=given_path, template_file=template_file, base_dir=base_dir,
-                    description=str(document.get("description", "") or ""), inputs=definitions,
-                    input_values=input_values, nodes=nodes, outputs=outputs, workflows=workflows,
-                    policies=policies_of(topology_raw.get("policies")))
+    return _Loaded(Topology(path=given_path, template_file=template_file, base_dir=base_dir,
+                            description=str(document.get("description", "") or ""), inputs=definitions,
+                            input_values=input_values, nodes=nodes, outputs=outputs, workflows=workflows,
+                            policies=policies_of(topology_raw.get("policies"))), needs_inputs)
 
 
-def _check_shape(document: Any, file_name: str) -> list[Problem]:
+def _check_shape(document: Any, file_name: str, types_alone_ok: bool = False) -> list[Problem]:
     if not isinstance(document, dict):
         return [Problem(file_name, "", "a service template must be a YAML mapping")]
     version = document.get("tosca_definitions_version")
@@ -184,6 +223,14 @@ def _check_shape(document: Any, file_name: str) -> list[Problem]:
         return [Problem(file_name, "tosca_definitions_version",
                         f"'{version}' is not supported; use one of {', '.join(SUPPORTED_VERSIONS)}")]
     topology = document.get("topology_template")
+    if topology is None and "topology_template" not in document:
+        if not any(section in document for section in (*TYPE_SECTIONS, "imports")):
+            return [Problem(file_name, "topology_template", "is missing or not a mapping, and the file defines "
+                            "no types either")]
+        if not types_alone_ok:
+            return [Problem(file_name, "topology_template", "is missing: this file only defines types (a type "
+                            "library, which `orch validate` checks); deploy and plan need a topology_template")]
+        return []
     if not isinstance(topology, dict):
         return [Problem(file_name, "topology_template", "is missing or not a mapping")]
     unknown = sorted(set(topology) - TOPOLOGY_KEYS)

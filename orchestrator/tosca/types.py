@@ -197,7 +197,44 @@ def type_definition_problems(document: Mapping[str, Any], registry: "TypeRegistr
                 if isinstance(iface_type, str) and not registry.knows_interface_type(iface_type):
                     found.append((f"{section}.{name}.interfaces.{iface_name}",
                                   f"unknown interface type '{iface_type}'"))
+            found += [(f"{section}.{name}.{place}", message)
+                      for place, message in _referenced_type_problems(definition, registry)]
     return found
+
+
+def _referenced_type_problems(definition: Mapping[str, Any], registry: "TypeRegistry") -> Iterator[tuple[str, str]]:
+    """The types a type definition names for its properties, attributes, capabilities, requirements and
+    artifacts, when no file defines them: what a type library is checked for before any template uses it
+    (tosca-parser looks at a type only when a template does)."""
+    for section in ("properties", "attributes"):
+        definitions = definition.get(section)
+        for prop, spec in definitions.items() if isinstance(definitions, dict) else ():
+            for key, value in ((k, spec.get(k)) for k in ("type", "entry_schema", "key_schema")) \
+                    if isinstance(spec, dict) else ():
+                value = value.get("type") if isinstance(value, dict) else value
+                if isinstance(value, str) and value not in IMPLICIT_PARENTS and not registry.knows(value):
+                    found_at = f"{section}.{prop}" + ("" if key == "type" else f".{key}")
+                    yield found_at, f"unknown data type '{value}'"
+    capabilities = definition.get("capabilities")
+    for cap, spec in capabilities.items() if isinstance(capabilities, dict) else ():
+        cap_type = spec.get("type") if isinstance(spec, dict) else spec
+        if isinstance(cap_type, str) and not registry.knows(cap_type):
+            yield f"capabilities.{cap}", f"unknown capability type '{cap_type}'"
+    requirements = definition.get("requirements")
+    for i, entry in enumerate(requirements if isinstance(requirements, list) else ()):
+        for req, spec in entry.items() if isinstance(entry, dict) else ():
+            spec = spec if isinstance(spec, dict) else {"capability": spec}
+            relationship = spec.get("relationship")
+            relationship = relationship.get("type") if isinstance(relationship, dict) else relationship
+            for what, value in (("capability", spec.get("capability")), ("node", spec.get("node")),
+                                ("relationship", relationship)):
+                if isinstance(value, str) and not registry.knows(value):
+                    yield f"requirements[{i}].{req}.{what}", f"unknown {what} type '{value}'"
+    artifacts = definition.get("artifacts")
+    for artifact, spec in artifacts.items() if isinstance(artifacts, dict) else ():
+        artifact_type = spec.get("type") if isinstance(spec, dict) else None
+        if isinstance(artifact_type, str) and not registry.knows(artifact_type):
+            yield f"artifacts.{artifact}", f"unknown artifact type '{artifact_type}'"
 
 
 def interface_short_name(name: str, type_name: Any = None) -> str:

@@ -85,5 +85,6 @@ def test_every_difference_from_tosca_parser_is_listed_with_its_rule():
 def test_the_table_holds_only_differences_with_the_oracle():
     oracle = _oracle()
     for name, row in _table().items():
-        assert row["toscaparser"] == oracle.get(name), f"{name}: the table's tosca-parser verdict is not ORACLE.tsv's"
+        assert row["toscaparser"] == oracle.get(name), \
+            f"{name}: the table's tosca-parser verdict is not ORACLE.tsv's"
         assert row["orch"] != row["toscaparser"], f"{name}: a row that is no difference"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.model import LoadError, Problem, Topology
-from orchestrator.tosca.loader import load
+from orchestrator.tosca.loader import check, load
 
 HEADER = "tosca_definitions_version: tosca_simple_yaml_1_3\n"
 
@@ -315,3 +315,115 @@ def test_a_template_type_of_the_users_own_wins_over_a_short_name(tmp_path):
             box: { type: Compute }
         """)
     assert topology.nodes["box"].types == ("Compute", "tosca.nodes.Root")
+
+
+# -- what `orch validate` checks that deploy would not start -----------------------------------------------
+
+LIBRARY = """
+    node_types:
+      my.App:
+        derived_from: SoftwareComponent
+        properties:
+          port: { type: PortDef, default: 80 }
+    capability_types:
+      my.Api:
+        derived_from: tosca.capabilities.Endpoint
+    """
+
+
+def test_a_type_library_validates_on_its_own(tmp_path):
+    found = check(write(tmp_path, LIBRARY))
+    assert (found.kind, found.nodes, found.workflows, found.needs_inputs) == ("types", 0, 0, ())
+
+
+def test_a_type_library_is_checked(tmp_path):
+    found = problems(tmp_path, """
+        node_types:
+          my.App:
+            derived_from: my.Missing
+          my.Other:
+            derived_from: tosca.nodes.Root
+            properties:
+              size: { type: no.such.Type }
+        """, via=check)
+    find(found, "node_types.my.App.derived_from", "unknown parent type 'my.Missing'")
+    find(found, None, "no.such.Type")
+
+
+def test_a_type_library_is_nothing_to_deploy(tmp_path):
+    found = problems(tmp_path, LIBRARY)  # load(): what deploy and plan call
+    find(found, "topology_template", "only defines types (a type library")
+
+
+def test_a_file_of_neither_types_nor_topology_is_refused_even_by_check(tmp_path):
+    find(problems(tmp_path, "description: nothing\n", via=check), "topology_template", "defines no types either")
+
+
+def test_a_topology_of_relationship_templates_alone_is_valid(tmp_path):
+    path = write(tmp_path, """
+        relationship_types:
+          my.Link:
+            derived_from: tosca.relationships.Root
+            properties:
+              settings: { type: map, key_schema: { type: string }, entry_schema: { type: string } }
+        topology_template:
+          relationship_templates:
+            link:
+              type: my.Link
+              properties:
+                settings: { mode: fast }
+        """)
+    found = check(path)
+    assert (found.kind, found.nodes) == ("topology", 0)
+    assert load(path).nodes == {}
+
+
+def test_a_relationship_template_of_an_unknown_type_is_refused(tmp_path):
+    found = problems(tmp_path, """
+        topology_template:
+          relationship_templates:
+            link: { type: my.NoSuchLink }
+        """, via=check)
+    find(found, None, "my.NoSuchLink")
+
+
+def test_an_empty_topology_is_still_refused(tmp_path):
+    found = problems(tmp_path, "topology_template:\n  description: nothing\n", via=check)
+    find(found, "topology_template.node_templates", "needs at least one node template")
+
+
+NEEDS_INPUTS = """
+    topology_template:
+      inputs:
+        user: { type: string }
+        cpus: { type: integer, constraints: [ { valid_values: [1, 2, 4] } ] }
+        mode: { type: string, default: fast }
+        note: { type: string, required: false }
+      node_templates:
+        server:
+          type: tosca.nodes.Compute
+          capabilities:
+            host: { properties: { num_cpus: { get_input: cpus } } }
+          attributes:
+            owner: { get_input: user }
+    """
+
+
+def test_check_lists_required_inputs_without_values(tmp_path):
+    path = write(tmp_path, NEEDS_INPUTS)
+    assert check(path).needs_inputs == ("user", "cpus")
+    assert check(path, {"cpus": 2}).needs_inputs == ("user",)
+    assert check(path, {"cpus": 2, "user": "ann"}).needs_inputs == ()
+
+
+def test_check_still_checks_the_values_it_is_given(tmp_path):
+    found = problems(tmp_path, NEEDS_INPUTS, {"cpus": 3}, via=check)
+    find(found, "topology_template.inputs.cpus", "violates constraint valid_values")
+
+
+def test_deploy_and_plan_refuse_required_inputs_without_values(tmp_path):
+    found = problems(tmp_path, NEEDS_INPUTS, {"cpus": 2})
+    find(found, "topology_template.inputs.user", "required input has no value")
+    assert [p.place for p in found] == ["topology_template.inputs.user"]
+    assert loads(tmp_path, NEEDS_INPUTS, {"cpus": 2, "user": "ann"}).input_values == \
+        {"user": "ann", "cpus": 2, "mode": "fast"}
