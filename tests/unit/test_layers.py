@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[2]
 LOWER_LAYERS = ["orchestrator.engine.scheduler", "orchestrator.engine.operations", "orchestrator.engine.evaluate",
                 "orchestrator.plan.lifecycle", "orchestrator.plan.workflows", "orchestrator.plan.view", "orchestrator.render",
                 "orchestrator.executors.ansible", "orchestrator.store.sqlite", "orchestrator.credentials.reader",
@@ -31,3 +33,13 @@ def test_the_cli_and_the_api_load_tosca_parser_only_when_a_command_loads_a_topol
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]", f"imported at start-up: {result.stdout}"
+
+
+def test_the_import_linter_contracts_of_pyproject_hold():
+    """The layers of pyproject.toml's [tool.importlinter] (cli → api → loader | plan | engine → executors |
+    store, and the forbidden imports beside them), checked on the source as it is."""
+    linter = Path(sys.executable).with_name("lint-imports")
+    assert linter.exists(), "import-linter is not installed (pip install -e '.[test]')"
+    result = subprocess.run([str(linter), "--no-cache"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "0 broken" in result.stdout
