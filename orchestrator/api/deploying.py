@@ -37,6 +37,7 @@ class Deploying(Core):
         """Deploy anew, deploy again over an existing deployment (every operation runs again: playbooks
         are idempotent), or resume one (what completed is kept). on_start hears which, once the
         topology has loaded and the deployment's lock is held."""
+        given = dict(inputs)
         with self._executor() as executor:  # first: Ansible warms up while the topology loads
             existing = self.store.deployment(name)
             # a command at work explains the deployment's status better than the status itself
@@ -59,6 +60,12 @@ class Deploying(Core):
                     _refuse_resume_of_undeploy(existing)
                     finished = self._finished_install(name)
                     if finished is not None:
+                        changed = sorted(k for k, v in given.items() if self._unsealed(existing.inputs).get(k) != v)
+                        if changed:
+                            # new values would be silently ignored: nothing runs on a resume of a finished deploy
+                            raise UsageError(f"{name} is deployed: nothing to resume, so the values given for "
+                                             f"{', '.join(changed)} would not be used; to deploy with them: "
+                                             f"orch deploy TOPOLOGY -n {name} (every operation runs again)")
                         if existing.status != DeploymentStatus.DEPLOYED:
                             self.store.set_deployment_status(name, DeploymentStatus.DEPLOYED)
                         if on_start:

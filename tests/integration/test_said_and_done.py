@@ -57,6 +57,13 @@ def test_resume_of_a_finished_deployment_runs_nothing_and_says_so(tmp_path):
     assert "▶" not in resumed.stderr
     assert len(operation_runs(home, "hello")) == runs_before, "resume of a finished deployment ran operations"
     assert json.loads(orch(home, "status", "hello", "--json").stdout)["status"] == "deployed"
+    # a new value on a resume that runs nothing would be silently dropped: refused, naming it
+    changed = orch(home, "deploy", "--resume", "hello", "--set", f"workdir={tmp_path / 'elsewhere'}")
+    assert changed.returncode == 2
+    assert "values given for workdir would not be used" in changed.stderr
+    same = orch(home, "deploy", "--resume", "hello", "--set", f"workdir={work}")
+    assert same.returncode == 0 and "nothing to resume" in same.stderr
+    assert len(operation_runs(home, "hello")) == runs_before
 
 
 def test_a_deploy_over_an_existing_deployment_says_it_runs_everything_again(tmp_path):
