@@ -86,6 +86,9 @@ class Requirement:
     relationship_types: tuple[str, ...]  # the type and its ancestors
     operations: Mapping[str, Operation] = field(default_factory=dict)  # "Configure.pre_configure_source"
     properties: Mapping[str, Any] = field(default_factory=dict)
+    # whether the relationship orders its ends (HostedOn, DependsOn, ConnectsTo and types derived from them);
+    # one derived from Root alone joins two nodes without saying which comes first
+    orders: bool = True
 
     def is_a(self, type_name: str) -> bool:
         return type_name in self.relationship_types

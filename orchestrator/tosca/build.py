@@ -15,6 +15,9 @@ from orchestrator.tosca.types import (TypeRegistry, absolutize_artifact, absolut
                                       interface_short_name, merge_operation, operations_of)
 
 DEFAULT_RELATIONSHIP = "tosca.relationships.DependsOn"
+# the relationships that order their ends (TOSCA 1.3's declarative workflows); a cycle over them is an error
+ORDERING_RELATIONSHIPS = ("tosca.relationships.HostedOn", "tosca.relationships.DependsOn",
+                          "tosca.relationships.ConnectsTo")
 NORMATIVE_INTERFACES = {"Standard": "tosca.interfaces.node.lifecycle.Standard",
                         "Configure": "tosca.interfaces.relationship.Configure",
                         "Runnable": "tosca.interfaces.node.lifecycle.Runnable"}
@@ -165,8 +168,9 @@ class NodeBuilder:
                 self.problem(where, f"unknown relationship type '{rel_type}'")
                 continue
             operations = self.operations(rel_type, rel_ifaces, where + ".relationship", "Configure")
-            result.append(Requirement(req_name, target, rel_type, self.registry.lineage(rel_type),
-                                      operations, rel_props))
+            lineage = self.registry.lineage(rel_type)
+            result.append(Requirement(req_name, target, rel_type, lineage, operations, rel_props,
+                                      orders=any(t in lineage for t in ORDERING_RELATIONSHIPS)))
         return tuple(result)
 
     def missing_capability(self, capability: Any, target: str) -> str | None:
@@ -463,17 +467,26 @@ class NodeBuilder:
         return f"{name}: node '{node}' has no {what} '{args[1]}'" + (f" (it has: {listed})" if listed else "")
 
     def check_requirement_cycles(self, nodes: Mapping[str, NodeTemplate]) -> None:
-        graph = nx.DiGraph()
-        graph.add_edges_from((n.name, r.target) for n in nodes.values() for r in n.requirements)
-        if nx.is_directed_acyclic_graph(graph):  # linear; find_cycle alone is quadratic on a long chain
-            return
-        try:
-            cycle = nx.find_cycle(graph)
-        except nx.NetworkXNoCycle:
-            return
-        names = [edge[0] for edge in cycle] + [cycle[0][0]]
-        self.problem(f"node_templates.{names[0]}.requirements",
-                     "requirement cycle: " + " -> ".join(names))
+        """A cycle of ordering relationships cannot be deployed (each end waits for the other); other
+        relationships may join nodes both ways."""
+        names = requirement_cycle(nodes, ordering_only=True)
+        if names:
+            self.problem(f"node_templates.{names[0]}.requirements", "requirement cycle: " + " -> ".join(names))
+
+
+def requirement_cycle(nodes: Mapping[str, NodeTemplate], *, ordering_only: bool) -> list[str]:
+    """The nodes of one requirement cycle, first repeated at the end ([] if none); ordering_only: over the
+    relationships that order their ends alone."""
+    graph = nx.DiGraph()
+    graph.add_edges_from((n.name, r.target) for n in nodes.values() for r in n.requirements
+                         if r.orders or not ordering_only)
+    if nx.is_directed_acyclic_graph(graph):  # linear; find_cycle alone is quadratic on a long chain
+        return []
+    try:
+        cycle = nx.find_cycle(graph)
+    except nx.NetworkXNoCycle:
+        return []
+    return [edge[0] for edge in cycle] + [cycle[0][0]]
 
 
 def value_kind_problem(value: Any, type_name: Any) -> str | None:

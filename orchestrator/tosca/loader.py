@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 from orchestrator.model import LoadError, Problem, Topology, Validation
 from orchestrator.tosca import csar
-from orchestrator.tosca.build import NodeBuilder
+from orchestrator.tosca.build import NodeBuilder, requirement_cycle
 from orchestrator.gcpause import paused_gc
 from orchestrator.tosca.imports import SUPPORTED_VERSIONS, collect_imports
 from orchestrator.tosca.inputs import parse_input_definitions, resolve_input_values
@@ -189,6 +189,8 @@ def _load_template(template: Path, given_path: str, given_inputs: Mapping[str, A
     raw_nodes = raw_nodes or {}
     nodes = builder.build_all(raw_nodes)
     problems += builder.problems
+    if not for_check and not builder.problems:
+        problems += _unplannable_cycle(nodes, file_name)
 
     workflows, workflow_problems = parse_workflows(workflows_raw, nodes, file_name, known_data_type,
                                                    registry.data_type_base)
@@ -235,6 +237,20 @@ def _check_shape(document: Any, file_name: str, types_alone_ok: bool = False) ->
         return [Problem(file_name, "topology_template", "is missing or not a mapping")]
     unknown = sorted(set(topology) - TOPOLOGY_KEYS)
     return [Problem(file_name, f"topology_template.{key}", "unknown section") for key in unknown]
+
+
+def _unplannable_cycle(nodes: Mapping[str, Any], file_name: str) -> list[Problem]:
+    """A cycle over relationships that do not order their ends is valid TOSCA (`check` accepts it), but
+    orch's plan (orchestrator/plan/lifecycle.py) still orders the ends of every relationship, so deploy and
+    plan refuse it rather than fail on a cyclic plan. Remove once the plan skips `Requirement.orders`
+    False."""
+    names = requirement_cycle(nodes, ordering_only=False)
+    if not names:
+        return []
+    return [Problem(file_name, f"node_templates.{names[0]}.requirements",
+                    "relationships not derived from HostedOn, DependsOn or ConnectsTo join these nodes in a cycle ("
+                    + " -> ".join(names) + "); that is valid TOSCA, but orch's deployment plan still orders "
+                    "every relationship, so it cannot deploy them yet")]
 
 
 def _workflow_input_specs(raw: Any) -> dict[str, Any]:

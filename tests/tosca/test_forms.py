@@ -427,3 +427,88 @@ def test_deploy_and_plan_refuse_required_inputs_without_values(tmp_path):
     assert [p.place for p in found] == ["topology_template.inputs.user"]
     assert loads(tmp_path, NEEDS_INPUTS, {"cpus": 2, "user": "ann"}).input_values == \
         {"user": "ann", "cpus": 2, "mode": "fast"}
+
+
+# -- cycles ------------------------------------------------------------------------------------------------
+
+CYCLE = """
+    relationship_types:
+      my.Peer:
+        derived_from: %s
+    node_types:
+      my.Server:
+        derived_from: tosca.nodes.Compute
+        capabilities:
+          peer: tosca.capabilities.Node
+        requirements:
+          - peer:
+              capability: tosca.capabilities.Node
+              relationship: my.Peer
+              occurrences: [0, 1]
+    topology_template:
+      node_templates:
+        one:
+          type: my.Server
+          requirements:
+            - peer: two
+        two:
+          type: my.Server
+          requirements:
+            - peer: one
+    """
+
+
+def test_a_cycle_over_a_relationship_that_orders_nothing_is_valid(tmp_path):
+    path = write(tmp_path, CYCLE % "tosca.relationships.Root")
+    assert check(path).nodes == 2
+
+
+def test_deploy_refuses_a_cycle_it_cannot_plan_yet(tmp_path):
+    # orch's plan still orders the ends of every relationship: deploy says so instead of failing on a cyclic plan
+    found = problems(tmp_path, CYCLE % "tosca.relationships.Root")
+    find(found, "node_templates.one.requirements", "orch's deployment plan still orders every relationship")
+
+
+@pytest.mark.parametrize("parent", ["tosca.relationships.DependsOn", "tosca.relationships.HostedOn",
+                                    "tosca.relationships.ConnectsTo"])
+def test_a_cycle_over_ordering_relationships_is_an_error(tmp_path, parent):
+    found = problems(tmp_path, CYCLE % parent, via=check)
+    find(found, "node_templates.one.requirements", "requirement cycle: one -> two -> one")
+
+
+def test_each_requirement_says_whether_it_orders_its_ends(tmp_path):
+    topology = loads(tmp_path, """
+        relationship_types:
+          my.Peer: { derived_from: tosca.relationships.Root }
+          my.Uses: { derived_from: tosca.relationships.ConnectsTo }
+        topology_template:
+          node_templates:
+            db: { type: tosca.nodes.Root }
+            app:
+              type: tosca.nodes.Root
+              requirements:
+                - dependency: { node: db, relationship: my.Peer }
+                - dependency: { node: db, relationship: my.Uses }
+                - dependency: db
+        """)
+    assert [r.orders for r in topology.nodes["app"].requirements] == [False, True, True]
+
+
+def test_the_storage_node_types_of_tosca_1_3_are_not_refused(tmp_path):
+    # tosca-parser refused them as "valid TOSCA type but not supported at this time"
+    topology = loads(tmp_path, """
+        topology_template:
+          node_templates:
+            volume:
+              type: tosca.nodes.Storage.BlockStorage
+              properties: { name: data, size: 10 GB }
+            bucket:
+              type: tosca.nodes.Storage.ObjectStorage
+              properties: { name: results }
+            server:
+              type: tosca.nodes.Compute
+              requirements:
+                - local_storage: volume
+        """)
+    assert topology.nodes["server"].requirements[0].relationship_type == "tosca.relationships.AttachesTo"
+    assert topology.nodes["volume"].is_a("tosca.nodes.Abstract.Storage")
