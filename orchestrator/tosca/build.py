@@ -11,6 +11,7 @@ import networkx as nx
 
 from orchestrator.model import Artifact, NodeTemplate, Operation, Problem, Requirement
 from orchestrator.tosca.functions import check_call, iter_functions
+from orchestrator.tosca.matching import Matcher, Wanted, occurrences
 from orchestrator.tosca.types import (TypeRegistry, absolutize_artifact, absolutize_operation,
                                       interface_short_name, merge_operation, operations_of)
 
@@ -42,8 +43,11 @@ class NodeBuilder:
     """Turns raw node templates into `NodeTemplate`s, collecting problems instead of stopping."""
 
     def __init__(self, registry: TypeRegistry, file_name: str, base_dir: str,
-                 relationship_templates: Mapping[str, Any], known_inputs: set[str], confine: str | None = None):
+                 relationship_templates: Mapping[str, Any], known_inputs: set[str], confine: str | None = None,
+                 input_values: Mapping[str, Any] | None = None):
+        """input_values: what get_input gives where a node_filter reads a property (those known)."""
         self.registry = registry
+        self.known_input_values = input_values or {}
         self.confine = os.path.realpath(confine) if confine is not None else None  # a CSAR's folder
         self.file = file_name
         self.base_dir = base_dir
@@ -64,6 +68,7 @@ class NodeBuilder:
     def build_all(self, raw_nodes: Mapping[str, Any]) -> dict[str, NodeTemplate]:
         self.node_names = set(raw_nodes)
         self.raw_nodes = raw_nodes
+        self.matcher = Matcher(self.registry, raw_nodes, self.known_input_values)
         nodes: dict[str, NodeTemplate] = {}
         for name, raw in raw_nodes.items():
             place = f"node_templates.{name}"
@@ -143,15 +148,12 @@ class NodeBuilder:
                 continue
             req_name, value = next(iter(entry.items()))
             value = value if isinstance(value, dict) else {"node": value}
-            target = value.get("node")
-            if not isinstance(target, str):
-                self.problem(where, f"requirement '{req_name}' names no target node")
+            if "node_filter" in value and not _node_filter_shape_ok(value["node_filter"]):
+                self.problem(f"{where}.node_filter", "node_filter must be a mapping of 'properties' and/or "
+                                                     "'capabilities' (lists of one-key mappings)")
                 continue
-            if target not in self.node_names:
-                self.problem(where, f"requirement '{req_name}' targets unknown node '{target}'")
-                continue
-            if target == node:
-                self.problem(where, f"requirement '{req_name}' targets the node itself")
+            target = self.target_of(node, req_name, value, declared.get(req_name, {}), where)
+            if target is None:
                 continue
             missing = self.missing_capability(value.get("capability") or declared.get(req_name, {}).get("capability"),
                                               target)
@@ -159,9 +161,6 @@ class NodeBuilder:
                 self.problem(where, f"requirement '{req_name}' targets node '{target}', which offers no "
                                     f"capability of type '{missing}'")
                 continue
-            if "node_filter" in value and not _node_filter_shape_ok(value["node_filter"]):
-                self.problem(f"{where}.node_filter", "node_filter must be a mapping of 'properties' and/or "
-                                                     "'capabilities' (lists of one-key mappings)")
             rel_type, rel_ifaces, rel_props = self.relationship_of(value.get("relationship"),
                                                                    declared.get(req_name, {}), where)
             if not self.registry.knows(rel_type):
@@ -171,7 +170,60 @@ class NodeBuilder:
             lineage = self.registry.lineage(rel_type)
             result.append(Requirement(req_name, target, rel_type, lineage, operations, rel_props,
                                       orders=any(t in lineage for t in ORDERING_RELATIONSHIPS)))
+        self.check_occurrences(raw, declared, place)
         return tuple(result)
+
+    def check_occurrences(self, raw: list, declared: Mapping[str, Mapping[str, Any]], place: str) -> None:
+        """Each requirement of the type assigned as many times as its occurrences allow (TOSCA 1.3: [1, 1]
+        unless the definition says otherwise)."""
+        counts: dict[Any, int] = {}
+        for entry in raw:
+            if isinstance(entry, dict) and len(entry) == 1:
+                name = next(iter(entry))
+                counts[name] = counts.get(name, 0) + 1
+        if not set(counts) <= set(declared):
+            return  # a requirement the type does not declare (a misspelt one): tosca-parser names it
+        for name, definition in declared.items():
+            low, high = occurrences(definition)
+            count = counts.get(name, 0)
+            if not low <= count <= high:
+                bounds = f"[{low}, {'UNBOUNDED' if high == float('inf') else int(high)}]"
+                self.problem(f"{place}.requirements", f"requirement '{name}' is assigned {count} time"
+                                                      f"{'' if count == 1 else 's'}; its occurrences are {bounds}")
+
+    def target_of(self, node: str, req_name: str, value: Mapping[str, Any], definition: Mapping[str, Any],
+                  where: str) -> str | None:
+        """The node template a requirement assignment targets: the one it names, else the one node template
+        that matches what it (and its definition) asks for: a node type, a capability, a node_filter."""
+        named = value.get("node")
+        node_filter = value.get("node_filter")
+        if isinstance(named, str) and named in self.node_names:
+            if named == node:
+                self.problem(where, f"requirement '{req_name}' targets the node itself")
+                return None
+            if node_filter and self.matcher.node_type(named) and not self.matcher.filter_holds(named, node_filter):
+                self.problem(f"{where}.node_filter", f"requirement '{req_name}' targets node '{named}', which does "
+                                                     "not match its node_filter")
+                return None
+            return named
+        if named is not None and not (isinstance(named, str) and self.registry.knows(named)):
+            self.problem(where, f"requirement '{req_name}' targets unknown node '{named}' (neither a node template "
+                                "of the topology nor a node type)")
+            return None
+        capability = value.get("capability") or definition.get("capability")
+        by_type = named or definition.get("node")
+        wanted = Wanted(by_type if isinstance(by_type, str) and self.registry.knows(by_type) else None,
+                        capability if isinstance(capability, str) else None, node_filter or None)
+        candidates = self.matcher.candidates(node, wanted)
+        if len(candidates) == 1:
+            return candidates[0]
+        if not candidates:
+            self.problem(where, f"requirement '{req_name}' names no node template, and none of the topology's is "
+                                f"a node {wanted.describe()}; name its target with 'node'")
+        else:
+            self.problem(where, f"requirement '{req_name}' names no node template, and several are a node "
+                                f"{wanted.describe()}: {', '.join(candidates)}; name one with 'node'")
+        return None
 
     def missing_capability(self, capability: Any, target: str) -> str | None:
         """The capability type a requirement asks for when the target offers none of it (else None)."""

@@ -178,7 +178,7 @@ def _load_template(template: Path, given_path: str, given_inputs: Mapping[str, A
 
     workflow_input_names = _workflow_input_names(workflows_raw)
     builder = NodeBuilder(registry, file_name, base_dir, topology_raw.get("relationship_templates") or {},
-                          set(definitions) | workflow_input_names, confine)
+                          set(definitions) | workflow_input_names, confine, input_values)
     raw_nodes = topology_raw.get("node_templates")
     if raw_nodes is not None and not isinstance(raw_nodes, dict):
         problems.append(Problem(file_name, "topology_template.node_templates", "must be a mapping of node templates"))
@@ -204,7 +204,7 @@ def _load_template(template: Path, given_path: str, given_inputs: Mapping[str, A
     if problems:
         raise LoadError(problems)
 
-    checked = parser_view(document, topology_raw, imported, _workflow_input_specs(workflows_raw), registry)
+    checked = parser_view(document, topology_raw, imported, _workflow_input_specs(workflows_raw), registry, nodes)
     parser_inputs = {k: v for k, v in input_values.items() if not isinstance(v, dict)}
     problems = check_with_tosca_parser(checked, parser_inputs, file_name)
     if problems:

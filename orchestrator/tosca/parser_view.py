@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 from typing import Any, Iterator, Mapping
 
+from orchestrator.model import NodeTemplate
 from orchestrator.tosca.types import INTERFACE_KEYWORDS, TYPE_SECTIONS, TypeRegistry
 
 ORCH_OPERATION_KEYS = ("retries", "retry_delay")
@@ -25,7 +26,8 @@ def _full_interface_type(interface: Any, interface_types: set[str]) -> Any:
 
 
 def parser_view(document: Mapping[str, Any], topology_raw: Mapping[str, Any], imported: list,
-                workflow_inputs_raw: Mapping[str, Any], registry: TypeRegistry) -> dict[str, Any]:
+                workflow_inputs_raw: Mapping[str, Any], registry: TypeRegistry,
+                nodes: Mapping[str, NodeTemplate] | None = None) -> dict[str, Any]:
     """The template as tosca-parser should see it: no workflows, imports merged in, nothing to fetch.
     A deep copy, because tosca-parser replaces function dicts with objects in place."""
     checked: dict[str, Any] = {k: v for k, v in document.items() if k not in ("imports", "topology_template")}
@@ -56,7 +58,25 @@ def parser_view(document: Mapping[str, Any], topology_raw: Mapping[str, Any], im
     checked = copy.deepcopy(checked)
     _drop_orch_operation_keys(checked["topology_template"])
     _input_types_for_parser(checked["topology_template"].get("inputs"), registry)
+    _targets_named(checked["topology_template"].get("node_templates"), nodes or {})
     return checked
+
+
+def _targets_named(templates: Any, nodes: Mapping[str, NodeTemplate]) -> None:
+    """Each requirement names the node template orch found for it (tosca-parser cannot match by node type,
+    capability or node_filter: 'Lookup by TOSCA types is not supported'). Only for a template orch built
+    without problems, whose requirements are then one to one with the template's list."""
+    for name, template in templates.items() if isinstance(templates, dict) else ():
+        requirements = template.get("requirements") if isinstance(template, dict) else None
+        built = nodes.get(name)
+        if built is None or not isinstance(requirements, list) or len(requirements) != len(built.requirements):
+            continue
+        for entry, requirement in zip(requirements, built.requirements):
+            (req_name, value), = entry.items()
+            if isinstance(value, dict):
+                value["node"] = requirement.target
+            else:
+                entry[req_name] = requirement.target
 
 
 def _long_forms(node_types: Any) -> None:

@@ -512,3 +512,100 @@ def test_the_storage_node_types_of_tosca_1_3_are_not_refused(tmp_path):
         """)
     assert topology.nodes["server"].requirements[0].relationship_type == "tosca.relationships.AttachesTo"
     assert topology.nodes["volume"].is_a("tosca.nodes.Abstract.Storage")
+
+
+# -- requirements fulfilled by matching --------------------------------------------------------------------
+
+SERVERS = """
+    topology_template:
+      inputs:
+        big_cpus: { type: integer, default: 16 }
+      node_templates:
+        small:
+          type: tosca.nodes.Compute
+          capabilities:
+            host: { properties: { num_cpus: 2, mem_size: 4 GB } }
+        big:
+          type: tosca.nodes.Compute
+          capabilities:
+            host: { properties: { num_cpus: { get_input: big_cpus }, mem_size: 64 GB } }
+        db:
+          type: tosca.nodes.DBMS
+          requirements:
+            - host: small
+        app:
+          type: tosca.nodes.SoftwareComponent
+          requirements:
+            - host: %s
+    """
+
+
+@pytest.mark.parametrize(("requirement", "target"), [
+    ("{ node_filter: { capabilities: [ { host: { properties: [ { num_cpus: { greater_or_equal: 8 } } ] } } ] } }",
+     "big"),
+    ("{ node_filter: { capabilities: [ { tosca.capabilities.Compute: { properties: "
+     "[ { mem_size: { less_than: 8 GB } } ] } } ] } }", "small"),
+    ("{ node: tosca.nodes.DBMS }", "db"),
+    ("{ node: DBMS, capability: tosca.capabilities.Container }", "db"),
+    ("{ node: tosca.nodes.Compute, node_filter: { capabilities: [ { host: { properties: "
+     "[ { num_cpus: [ { in_range: [ 1, 4 ] } ] } ] } } ] } }", "small"),
+])
+def test_a_requirement_is_fulfilled_by_the_one_template_that_matches(tmp_path, requirement, target):
+    topology = loads(tmp_path, SERVERS % requirement)
+    assert topology.nodes["app"].requirements[0].target == target
+    assert topology.nodes["app"].requirements[0].relationship_type == "tosca.relationships.HostedOn"
+
+
+def test_a_node_filter_reads_the_inputs_given(tmp_path):
+    wanted = "{ node_filter: { capabilities: [ { host: { properties: [ { num_cpus: { greater_or_equal: 8 } } ] } } ] } }"
+    assert loads(tmp_path, SERVERS % wanted, {"big_cpus": 32}).nodes["app"].requirements[0].target == "big"
+    found = problems(tmp_path, SERVERS % wanted, {"big_cpus": 4})
+    find(found, "node_templates.app.requirements[0]", "none of the topology's is a node")
+
+
+def test_a_requirement_that_several_templates_match_names_them(tmp_path):
+    found = problems(tmp_path, SERVERS % "{ node: tosca.nodes.Compute }", via=check)
+    problem = find(found, "node_templates.app.requirements[0]", "several are a node of type tosca.nodes.Compute")
+    assert "big, small" in problem.message or "small, big" in problem.message
+
+
+def test_a_requirement_that_no_template_matches_says_what_it_asked(tmp_path):
+    found = problems(tmp_path, SERVERS % "{ node: tosca.nodes.WebServer }", via=check)
+    find(found, "node_templates.app.requirements[0]",
+         "names no node template, and none of the topology's is a node of type tosca.nodes.WebServer")
+
+
+def test_a_named_target_must_match_the_node_filter(tmp_path):
+    found = problems(tmp_path, SERVERS % "{ node: small, node_filter: { capabilities: [ { host: { properties: "
+                                         "[ { num_cpus: { greater_or_equal: 8 } } ] } } ] } }", via=check)
+    find(found, "node_templates.app.requirements[0].node_filter", "targets node 'small', which does not match")
+
+
+def test_matching_never_picks_the_node_itself(tmp_path):
+    topology = loads(tmp_path, """
+        topology_template:
+          node_templates:
+            one: { type: tosca.nodes.Root }
+            two:
+              type: tosca.nodes.Root
+              requirements:
+                - dependency: { node: tosca.nodes.Root }
+        """)
+    assert topology.nodes["two"].requirements[0].target == "one"
+
+
+def test_requirement_occurrences_are_checked(tmp_path):
+    found = problems(tmp_path, """
+        topology_template:
+          node_templates:
+            one: { type: tosca.nodes.Compute }
+            two: { type: tosca.nodes.Compute }
+            app:
+              type: tosca.nodes.SoftwareComponent
+              requirements:
+                - host: one
+                - host: two
+            lonely: { type: tosca.nodes.SoftwareComponent }
+        """, via=check)
+    find(found, "node_templates.app.requirements", "requirement 'host' is assigned 2 times; its occurrences are [1, 1]")
+    find(found, "node_templates.lonely.requirements", "requirement 'host' is assigned 0 times")
