@@ -1,13 +1,14 @@
 """Ansible filters for the eFlows4HPC playbooks: the job launch command (one renderer for every
 launcher, so the enqueue_compss line and the sbatch/local ones cannot drift apart), ${name}
-substitution of workflow inputs, and where a data place is.
+substitution of workflow inputs, where a data place is, and which plug-in folders there are.
 
-Pure functions of their arguments (no Ansible imports), so tests call them directly."""
+Functions of their arguments (no Ansible imports; only `plugs` reads the disk), so tests call them directly."""
 
 from __future__ import annotations
 
 import re
 import shlex
+from pathlib import Path
 
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -32,7 +33,8 @@ def launch_command(launcher, command, arguments, image_path="", python="python3"
 
     enqueue_compss: the COMPSs launcher (it calls sbatch itself), with the container image when the
     image is a container, else the image's folder on the PYTHONPATH.
-    sbatch / local: the application run by the installed runtime's Python, with the image's packages.
+    sbatch / local / application: the application run by the installed runtime's Python, with the image's
+    packages (the job's body, for any launcher that submits through its scheduler's own submit).
     """
     container = image_path.endswith((".sif", ".img"))
     # in a container image the application's path is the one inside the container
@@ -51,17 +53,10 @@ def launch_command(launcher, command, arguments, image_path="", python="python3"
         parts.append("--lang=python")
         parts.append(shlex.quote(app))
         return prefix + " ".join(parts) + (f" {args}" if args else "")
-    if launcher in ("sbatch", "local"):
+    if launcher in ("application", "sbatch", "local"):
         env = f"PYTHONPATH={shlex.quote(image_path + '/site-packages')} " if image_path else ""
         return prefix + f"{env}{shlex.quote(python)} {shlex.quote(app)}" + (f" {args}" if args else "")
     raise ValueError(f"unknown launcher '{launcher}' (enqueue_compss, sbatch or local)")
-
-
-def sbatch_options(num_nodes=1, qos=""):
-    options = [f"--nodes={int(num_nodes)}"]
-    if qos:
-        options.append(f"--qos={qos}")
-    return options
 
 
 def data_place(place, hosts):
@@ -106,8 +101,18 @@ def target_problem(path):
     return ""
 
 
+def plugs(folder, required):
+    """The names of the subfolders of `folder` that hold every file of `required`, sorted: the schedulers of
+    playbooks/jobs/schedulers/, the movers of playbooks/eflows/movers/ (a plug-in is a folder, not an edit)."""
+    base = Path(str(folder))
+    if not base.is_dir():
+        return []
+    return sorted(entry.name for entry in base.iterdir()
+                  if entry.is_dir() and all((entry / name).is_file() for name in required))
+
+
 class FilterModule:
     def filters(self):
         return {"eflows_substitute": substitute, "eflows_launch_command": launch_command,
-                "eflows_sbatch_options": sbatch_options, "eflows_data_place": data_place,
-                "eflows_target_problem": target_problem}
+                "eflows_data_place": data_place,
+                "eflows_target_problem": target_problem, "eflows_plugs": plugs}
