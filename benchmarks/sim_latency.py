@@ -44,10 +44,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from orchestrator.sim import down, host_exec, host_pid
-from orchestrator.sim.proc import host_env
-from orchestrator.sim.testing import SimSite, bring_up, unavailable_reason
-from orchestrator.store.sqlite import Store
+from orchestrator.sim import down, host_exec, host_pid  # noqa: E402 - after the sys.path line above
+from orchestrator.sim.proc import host_env  # noqa: E402 - after the sys.path line above
+from orchestrator.sim.testing import SimSite, bring_up, unavailable_reason  # noqa: E402 - after the sys.path line above
+from orchestrator.store.sqlite import Store  # noqa: E402 - after the sys.path line above
 
 SITE = "orchbench"  # never orchtest (tests/e2e) nor orchrel (tests/reliability)
 HOSTS = ("login", "data", "builder")
@@ -108,7 +108,8 @@ COMPUTE = """\
           properties:
             port: {{ get_input: ssh_port }}
             known_hosts_file: {{ get_input: known_hosts_file }}
-            credential: {{ user: {{ get_input: ssh_user }}, token_type: private_key, token: {{ get_input: ssh_key_file }} }}
+            credential:
+              {{ user: {{ get_input: ssh_user }}, token_type: private_key, token: {{ get_input: ssh_key_file }} }}
 """
 INPUTS = """\
 tosca_definitions_version: tosca_simple_yaml_1_3

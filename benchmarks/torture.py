@@ -34,7 +34,8 @@ the bad-input corpus (tests/corpus/) goes through `orch validate`.
 
 The report: trials, kills, resumes, restarts, re-executed operations (ledger lines beyond one per
 operation: the operations that were running when orch died), orphans, secrets found, bad inputs
-tried and handled, failures with details. Exit 1 if any trial failed or a bad input was not handled. Functions are importable (tests/reliability/test_crash_resume.py uses them).
+tried and handled, failures with details. Exit 1 if any trial failed or a bad input was not handled.
+Functions are importable (tests/reliability/test_crash_resume.py uses them).
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ Pure functions of the model: importing it pulls in no parser.
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from orchestrator.model import Topology
 

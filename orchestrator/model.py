@@ -6,10 +6,11 @@ Everything here is a frozen dataclass of plain data. Values that may hold TOSCA 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 LOCALHOST = "localhost"
 ORCHESTRATOR = "ORCHESTRATOR"

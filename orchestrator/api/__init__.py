@@ -13,10 +13,26 @@ from orchestrator.api.credentials import Credentials
 from orchestrator.api.deploying import Deploying, new_execution_id
 from orchestrator.api.inputs import read_inputs
 from orchestrator.api.reading import Reading
-from orchestrator.api.records import (CreatedCredential, Credential, DeletedCredential, DeploymentStatus,
-                                      DeploymentSummary, DeploymentView, DeployStart, Event, ExecutionStatus,
-                                      ExecutionView, Failure, LastOperation, NodeView, Outcome, OutputsView,
-                                      PlanView, Result, Validation)
+from orchestrator.api.records import (
+    CreatedCredential,
+    Credential,
+    DeletedCredential,
+    DeploymentStatus,
+    DeploymentSummary,
+    DeploymentView,
+    DeployStart,
+    Event,
+    ExecutionStatus,
+    ExecutionView,
+    Failure,
+    LastOperation,
+    NodeView,
+    Outcome,
+    OutputsView,
+    PlanView,
+    Result,
+    Validation,
+)
 from orchestrator.api.running import Running
 from orchestrator.api.templates import Templates
 from orchestrator.credentials import CredentialError, UnknownCredential

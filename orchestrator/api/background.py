@@ -9,8 +9,9 @@ readers follow it with `follow` (here or in another process), and `cancel` stops
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from orchestrator.api.core import Core
 from orchestrator.api.records import DeployStart, Result

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 from orchestrator.credentials import CredentialError, CredentialStore
 from orchestrator.credentials.reader import secret_reader

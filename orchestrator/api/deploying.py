@@ -5,8 +5,9 @@ from __future__ import annotations
 import secrets
 import shutil
 import threading
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from orchestrator import failpoints
 from orchestrator.api.core import INSTALL, UNINSTALL, Core

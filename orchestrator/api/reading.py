@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 from orchestrator.api.core import INSTALL, UNINSTALL, Core, resume_command
-from orchestrator.api.records import (DeploymentSummary, DeploymentView, Event, ExecutionView, LastOperation,
-                                      NodeView, OutputsView)
+from orchestrator.api.records import (
+    DeploymentSummary,
+    DeploymentView,
+    Event,
+    ExecutionView,
+    LastOperation,
+    NodeView,
+    OutputsView,
+)
 from orchestrator.credentials.sealed import shown
 from orchestrator.model import LoadError, UsageError
 from orchestrator.store.base import DeploymentStatus, Execution, ExecutionStatus

@@ -11,9 +11,26 @@ from orchestrator.engine.scheduler import Failure, Outcome
 from orchestrator.model import PlanView, Validation
 from orchestrator.store.base import DeploymentStatus, Event, ExecutionStatus
 
-__all__ = ["Credential", "CreatedCredential", "DeletedCredential", "DeployStart", "DeploymentStatus",
-           "DeploymentSummary", "DeploymentView", "Event", "ExecutionStatus", "ExecutionView", "Failure",
-           "LastOperation", "NodeView", "Outcome", "OutputsView", "PlanView", "Result", "Validation"]
+__all__ = [
+    "CreatedCredential",
+    "Credential",
+    "DeletedCredential",
+    "DeployStart",
+    "DeploymentStatus",
+    "DeploymentSummary",
+    "DeploymentView",
+    "Event",
+    "ExecutionStatus",
+    "ExecutionView",
+    "Failure",
+    "LastOperation",
+    "NodeView",
+    "Outcome",
+    "OutputsView",
+    "PlanView",
+    "Result",
+    "Validation",
+]
 
 
 @dataclass(frozen=True)

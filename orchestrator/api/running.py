@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from orchestrator import failpoints
 from orchestrator.api.core import INSTALL, UNINSTALL, Core

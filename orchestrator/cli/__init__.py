@@ -23,8 +23,16 @@ from rich.console import Console
 from rich.table import Table
 
 from orchestrator import render
-from orchestrator.api import (DeploymentBusy, DeployStart, LoadError, Orchestrator, Outcome, UsageError,
-                              default_home, read_inputs)
+from orchestrator.api import (
+    DeploymentBusy,
+    DeployStart,
+    LoadError,
+    Orchestrator,
+    Outcome,
+    UsageError,
+    default_home,
+    read_inputs,
+)
 from orchestrator.cli.credentials import credentials
 from orchestrator.cli.progress import ProgressReporter
 
@@ -179,7 +187,8 @@ def undeploy(ctx: click.Context, name: str, workers: int, verbose: bool) -> None
 @click.argument("name")
 @click.option("-w", "--workflow", help="Workflow to run (default: the topology's only custom workflow).")
 @click.option("--cancel", "cancel_id", metavar="EXEC_ID", help="Cancel a running execution.")
-@click.option("--resume", "resume_id", metavar="EXEC_ID", help="Replay the failed and not-yet-run steps of an execution.")
+@click.option("--resume", "resume_id", metavar="EXEC_ID",
+              help="Replay the failed and not-yet-run steps of an execution.")
 @click.option("--workers", type=click.IntRange(1, 256), default=4, show_default=True)
 @click.option("-v", "--verbose", is_flag=True, help="Show each Ansible task.")
 @click.option("-i", "--inputs", "input_files", multiple=True, type=click.Path(dir_okay=False),
@@ -277,7 +286,7 @@ def _cancel_on_signals() -> threading.Event:
     The CLI owns the process's signals; the API never touches them."""
     cancel = threading.Event()
 
-    def handler(signum, frame):  # noqa: ARG001
+    def handler(signum, frame):
         if cancel.is_set():
             raise KeyboardInterrupt
         err.print("[yellow]stopping: letting running operations finish (Ctrl-C again to leave now)[/]")
@@ -383,7 +392,7 @@ def main(argv: list[str] | None = None) -> Any:
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(FAILED)
-    except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
+    except Exception as exc:  # the last line of defence against tracebacks
         if os.environ.get("ORCH_DEBUG"):
             raise
         err.print(f"orch: internal error: {type(exc).__name__}: {exc} (set ORCH_DEBUG=1 for details)",

@@ -5,11 +5,13 @@ how to read the store. (Malformed calls were found at load time: orchestrator/to
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
-from orchestrator.functions import COMPUTE, ENTITIES, FunctionError, as_function, compute_host, host_chain
+from orchestrator.functions import FunctionError, as_function, host_chain
 from orchestrator.model import NodeTemplate, Topology
+
 
 @dataclass(frozen=True)
 class Context:
@@ -24,7 +26,7 @@ class Context:
     source: str | None = None  # in relationship operations
     target: str | None = None
 
-    def for_node(self, node: str) -> "Context":
+    def for_node(self, node: str) -> Context:
         return Context(self.topology, node, self.inputs, self.read_attribute, self.read_operation_output,
                        self.read_secret)
 
@@ -64,9 +66,8 @@ def _entities(entity: str, ctx: Context) -> list[str]:
 
 def _dig(value: Any, keys: list[Any], what: str) -> Any:
     for key in keys:
-        if isinstance(value, dict) and key in value:
-            value = value[key]
-        elif isinstance(value, list) and isinstance(key, int) and 0 <= key < len(value):
+        if (isinstance(value, dict) and key in value) or (
+                isinstance(value, list) and isinstance(key, int) and 0 <= key < len(value)):
             value = value[key]
         else:
             raise FunctionError(f"{what} has no element '{key}'")

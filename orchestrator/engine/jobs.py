@@ -14,8 +14,9 @@ process, ...) is the playbooks' business (playbooks/jobs/).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import networkx as nx
 

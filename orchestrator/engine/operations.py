@@ -3,15 +3,16 @@ late evaluation of inputs, where the operation runs, Yorc's variable conventions
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from orchestrator.engine import jobs
-from orchestrator.executors.inventory import OperationRequest, Target, alias_for, connection_vars
-from orchestrator.model import LOCALHOST, ORCHESTRATOR, NodeTemplate, Operation, Step, Topology
 from orchestrator.engine.evaluate import Context, evaluate
+from orchestrator.executors.inventory import OperationRequest, Target, alias_for, connection_vars
 from orchestrator.functions import FunctionError, compute_host
+from orchestrator.model import LOCALHOST, ORCHESTRATOR, NodeTemplate, Operation, Step, Topology
 
 
 class StepError(Exception):

@@ -13,15 +13,23 @@ import functools
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Protocol
 
 import networkx as nx
 
 from orchestrator import failpoints
 from orchestrator.engine import jobs
-from orchestrator.engine.operations import (Evaluation, PreparedStep, StepError, attributes_from_facts,
-                                            hosts_inventory, outputs_from_facts, prepare)
+from orchestrator.engine.operations import (
+    Evaluation,
+    PreparedStep,
+    StepError,
+    attributes_from_facts,
+    hosts_inventory,
+    outputs_from_facts,
+    prepare,
+)
 from orchestrator.executors.base import Executor
 from orchestrator.executors.results import OperationResult, TaskEvent
 from orchestrator.model import Step, StepKind
@@ -137,7 +145,7 @@ class Scheduler:
             outcome.ok = False
         return outcome
 
-    def _after_result(self, run: "_Run", outcome: Outcome, prepared: PreparedStep, result: OperationResult) -> None:
+    def _after_result(self, run: _Run, outcome: Outcome, prepared: PreparedStep, result: OperationResult) -> None:
         step = prepared.step
         run.attempts[step.id] += 1
         if result.ok and prepared.is_monitor:
@@ -166,7 +174,7 @@ class Scheduler:
                                             result.message or "failed", result.unreachable))
             self._settle(run, outcome, step.id, False)
 
-    def _settle(self, run: "_Run", outcome: Outcome, step_id: str, ok: bool) -> None:
+    def _settle(self, run: _Run, outcome: Outcome, step_id: str, ok: bool) -> None:
         """A step ended: release its successors, or its failure handlers."""
         if ok:
             run.complete(step_id)
@@ -179,7 +187,7 @@ class Scheduler:
         else:
             run.unhandled_failure = True
 
-    def _cancel_jobs(self, run: "_Run", outcome: Outcome) -> None:
+    def _cancel_jobs(self, run: _Run, outcome: Outcome) -> None:
         """Cancelling: Runnable.cancel on every job this execution submitted and did not see finish."""
         for step_id, run_id in list(run.monitor_runs.items()):
             self.store.operation_failed(run_id, self.execution_id, step_id, "cancelled")
@@ -216,7 +224,7 @@ class Scheduler:
         operation = prepared.operation
         return operation.retry_delay if operation and operation.retry_delay is not None else self.retry_policy.delay
 
-    def _prepare_ready(self, steps: list[Step], outcome: Outcome, run: "_Run") -> list[tuple[str, bool]]:
+    def _prepare_ready(self, steps: list[Step], outcome: Outcome, run: _Run) -> list[tuple[str, bool]]:
         """Settle at once what needs no Ansible (skips, no-ops, state changes); batch the rest by playbook."""
         immediate: list[tuple[str, bool]] = []
         by_playbook: dict[str, list[PreparedStep]] = defaultdict(list)
@@ -251,7 +259,7 @@ class Scheduler:
         run.batches.extend(by_playbook.values())
         return immediate
 
-    def _run_batch(self, batch: list[PreparedStep], run: "_Run") -> dict[str, OperationResult]:
+    def _run_batch(self, batch: list[PreparedStep], run: _Run) -> dict[str, OperationResult]:
         run_ids: dict[str, int] = {}
         by_alias = {p.request.alias: p for p in batch}
         for prepared in batch:
@@ -309,7 +317,7 @@ class Scheduler:
             self.reporter.step_finished(step, result.ok, result.message)
         return results
 
-    def _record_monitor_end(self, run: "_Run", prepared: PreparedStep, result: OperationResult) -> None:
+    def _record_monitor_end(self, run: _Run, prepared: PreparedStep, result: OperationResult) -> None:
         if not prepared.is_monitor or prepared.step.id not in run.monitor_runs:
             return
         step = prepared.step

@@ -20,19 +20,39 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from orchestrator.executors.inventory import (LOCAL_ADDRESSES, OperationRequest, Target, alias_for,
-                                              ansible_environment, build_inventory, connection_vars,
-                                              credentials_of_hosts, master_args, with_key_files,
-                                              write_inventory)
+from orchestrator.executors.inventory import (
+    LOCAL_ADDRESSES,
+    OperationRequest,
+    Target,
+    alias_for,
+    ansible_environment,
+    build_inventory,
+    connection_vars,
+    credentials_of_hosts,
+    master_args,
+    with_key_files,
+    write_inventory,
+)
 from orchestrator.executors.results import OperationResult, TaskEvent, result_from_events
 from orchestrator.scratch import new_private_folder, owner_tag, stale_folders
 
-__all__ = ["AnsibleExecutor", "LOCAL_ADDRESSES", "OperationRequest", "OperationResult", "Target", "TaskEvent",
-           "alias_for", "build_inventory", "connection_vars", "result_from_events"]
+__all__ = [
+    "LOCAL_ADDRESSES",
+    "AnsibleExecutor",
+    "OperationRequest",
+    "OperationResult",
+    "Target",
+    "TaskEvent",
+    "alias_for",
+    "build_inventory",
+    "connection_vars",
+    "result_from_events",
+]
 
 EventSink = Callable[[TaskEvent], None]
 CONTROL_PREFIX = "orch-cp-"
@@ -207,9 +227,9 @@ class AnsibleExecutor:
             if key in self._opened:  # opened by a batch that held the lock first
                 return
             try:
-                if subprocess.run([*args, "-O", "check", target.address], timeout=30, **quiet).returncode:
-                    if subprocess.run([*args, target.address, "true"], timeout=60, **quiet).returncode:
-                        return  # not reachable now: Ansible's own run reports it, and the next batch tries again
+                if subprocess.run([*args, "-O", "check", target.address], timeout=30, **quiet).returncode \
+                        and subprocess.run([*args, target.address, "true"], timeout=60, **quiet).returncode:
+                    return  # not reachable now: Ansible's own run reports it, and the next batch tries again
                 with self._lock:
                     self._opened.add(key)
             except subprocess.TimeoutExpired:
@@ -253,7 +273,7 @@ class AnsibleExecutor:
             private_data_dir=str(workdir), playbook=playbook, inventory=inventory,
             envvars={**ansible_environment(self.control_dir, self.forks), **lifeline}, quiet=True,
             suppress_env_files=True,
-            event_handler=keep, cancel_callback=(lambda: cancel.is_set()) if cancel else None, timeout=timeout,
+            event_handler=keep, cancel_callback=cancel.is_set if cancel else None, timeout=timeout,
             settings={"suppress_ansible_output": True})
         rc = runner.rc if runner.rc is not None else 1
         return rc, (_tail(runner) if rc != 0 else None)

@@ -5,7 +5,8 @@ before any task runs; orch starts a few of these workers per command instead of 
 batch. Protocol, one JSON object per line:
 
     parent → worker (stdin):  {"id": 7, "playbook": "/abs/play.yaml", "inventory": "/abs/inventory.yaml"}
-    worker → parent (the pipe ORCH_PROTOCOL_FD):   {"id": 7, "event": {...}}  for every task result (ansible-runner's shape)
+    worker → parent (the pipe ORCH_PROTOCOL_FD):   {"id": 7, "event": {...}}
+                                                   for every task result (ansible-runner's shape)
                               {"id": 7, "rc": 0, "error": null}  when the playbook has ended
 
 Run as `python -m orchestrator.executors.ansible_worker`; the environment (ANSIBLE_* settings)
@@ -72,7 +73,7 @@ def _warm_up() -> None:
             file.write("- hosts: all\n  gather_facts: false\n  tasks: []\n")
         try:
             _run_playbook("localhost,", playbook)
-        except Exception:  # noqa: BLE001, S110 - only a head start: real runs report their own problems
+        except Exception:  # noqa: BLE001 - only a head start: real runs report their own problems
             pass
 
 

@@ -9,7 +9,8 @@ request's inventory alias. `cancel` set: stop the batch soon (its operations fai
 from __future__ import annotations
 
 import threading
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 from orchestrator.executors.inventory import OperationRequest
 from orchestrator.executors.results import OperationResult, TaskEvent

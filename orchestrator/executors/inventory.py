@@ -6,8 +6,9 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -118,10 +119,12 @@ def with_key_files(variables: Mapping[str, Any], keys: Mapping[str, Any]) -> Map
     for name, entry in hosts.items():
         credential = entry.get(KEY_CREDENTIAL) if isinstance(entry, Mapping) else None
         if credential:
-            entry = {k: v for k, v in entry.items() if k != KEY_CREDENTIAL}
+            without = {k: v for k, v in entry.items() if k != KEY_CREDENTIAL}
             if credential in keys:
-                entry["ansible_ssh_private_key_file"] = str(keys[credential])
-        updated[name] = entry
+                without["ansible_ssh_private_key_file"] = str(keys[credential])
+            updated[name] = without
+        else:
+            updated[name] = entry
     return {**variables, "ORCH_HOSTS": updated}
 
 

@@ -3,8 +3,10 @@ operation it belongs to), so outputs and failures stay exact when operations sha
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
+
 
 @dataclass(frozen=True)
 class TaskEvent:
@@ -25,7 +27,8 @@ class OperationResult:
     events: list[TaskEvent] = field(default_factory=list)
 
 
-def result_from_events(aliases: list[str], events: list[dict[str, Any]], rc: int, stdout_tail: str) -> dict[str, OperationResult]:
+def result_from_events(aliases: list[str], events: list[dict[str, Any]], rc: int,
+                       stdout_tail: str) -> dict[str, OperationResult]:
     """Per-operation results from ansible-runner's task events (not the fact cache, which breaks with 2.19)."""
     results = {alias: OperationResult(alias) for alias in aliases}
     # Ansible exits non-zero when any host failed; with the final stats seen, per-host events decide.

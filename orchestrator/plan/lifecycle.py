@@ -7,12 +7,12 @@ attribute "step" is the `Step`. An edge a → b means a must finish before b sta
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import networkx as nx
 
-from orchestrator.model import Requirement, Step, Topology
 from orchestrator.gcpause import paused_gc
+from orchestrator.model import Requirement, Step, Topology
 
 CONNECTS_TO = "tosca.relationships.ConnectsTo"
 NODE_LIFECYCLE = (("create", "creating", "created"), ("configure", "configuring", "configured"),

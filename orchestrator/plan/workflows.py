@@ -62,7 +62,7 @@ def _add_workflow(graph: nx.DiGraph, topology: Topology, workflow: Workflow, pre
                 if activity.value in seen:
                     raise WorkflowError(f"workflow '{activity.value}' inlines itself")
                 heads, tails, ids = _add_workflow(graph, topology, topology.workflows[activity.value],
-                                                  f"{step_prefix}/", seen + (activity.value,))
+                                                  f"{step_prefix}/", (*seen, activity.value))
             else:
                 ids = [_add_activity(graph, topology, step, activity.kind, activity.value, step_prefix)]
                 heads = tails = ids

@@ -18,8 +18,7 @@ from typing import Any
 from orchestrator.home import default_home
 from orchestrator.owner import OwnerToken
 from orchestrator.scratch import process_start_time
-from orchestrator.store.base import (Deployment, DeploymentBusy, Event, Execution, Lock, OperationRun,
-                                     StoreError)
+from orchestrator.store.base import Deployment, DeploymentBusy, Event, Execution, Lock, OperationRun, StoreError
 
 __all__ = ["Deployment", "DeploymentBusy", "Event", "Execution", "Lock", "OperationRun", "SqliteStore", "Store",
            "StoreError", "default_home", "process_start_time"]
@@ -178,7 +177,7 @@ class SqliteStore:
     def delete_deployment(self, name: str) -> None:
         with self._tx() as c:
             for table in ("instances", "attributes", "operation_runs", "events"):
-                c.execute(f"DELETE FROM {table} WHERE deployment=?", (name,))  # noqa: S608 - fixed names
+                c.execute(f"DELETE FROM {table} WHERE deployment=?", (name,))  # fixed names
             c.execute("DELETE FROM steps WHERE execution_id IN (SELECT id FROM executions WHERE deployment=?)",
                       (name,))
             c.execute("DELETE FROM executions WHERE deployment=?", (name,))

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "benchmarks"
 sys.path.insert(0, str(BENCH))  # the kit's modules import each other by their plain names
 
-from shapes import dependencies, waves
+from shapes import dependencies, waves  # noqa: E402 - after the sys.path line above
 
 
 def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:

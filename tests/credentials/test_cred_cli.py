@@ -17,8 +17,8 @@ import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives import serialization
 
-from orchestrator.credentials import CredentialStore
 from orchestrator.cli.credentials import credentials
+from orchestrator.credentials import CredentialStore
 
 REPO = Path(__file__).resolve().parents[2]
 

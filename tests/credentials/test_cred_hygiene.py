@@ -17,8 +17,8 @@ import pytest
 from click.testing import CliRunner
 from leaks import files_containing, leak_needles
 
-from orchestrator.credentials import CredentialError, CredentialStore, masterkey, sshkey
 from orchestrator.cli.credentials import credentials
+from orchestrator.credentials import CredentialError, CredentialStore, masterkey, sshkey
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -24,8 +24,8 @@ from orchestrator.credentials import (
     validate_name,
 )
 from orchestrator.credentials.reader import secret_reader
-from orchestrator.scratch import sweep_stale
 from orchestrator.functions import FunctionError
+from orchestrator.scratch import sweep_stale
 
 
 def mode(path: Path) -> int:
@@ -47,7 +47,8 @@ def test_default_comment_names_the_credential(store: CredentialStore) -> None:
 def test_private_key_decrypts_to_the_pair_of_the_public_key(store: CredentialStore) -> None:
     public = store.create("cluster")
     pem = store.private_key("cluster")
-    assert pem.startswith(b"-----BEGIN OPENSSH PRIVATE KEY-----\n") and pem.endswith(b"-----END OPENSSH PRIVATE KEY-----\n")
+    assert pem.startswith(b"-----BEGIN OPENSSH PRIVATE KEY-----\n")
+    assert pem.endswith(b"-----END OPENSSH PRIVATE KEY-----\n")
     key = serialization.load_ssh_private_key(pem, password=None)
     blob = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
     assert public.split()[:2] == blob.decode().split()
@@ -179,7 +180,7 @@ def test_wrong_master_key_is_a_clear_error(store: CredentialStore, home: Path) -
     store.create("cluster")
     (home / "master.key").unlink()
     masterkey.load_or_create(home)  # a different key, as after restoring credentials without theirs
-    with pytest.raises(CredentialError, match="master key .* is not the one it was encrypted with") as info:
+    with pytest.raises(CredentialError, match=r"master key .* is not the one it was encrypted with") as info:
         store.private_key("cluster")
     assert info.value.__cause__ is None and info.value.__suppress_context__
 

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from cryptography.hazmat.primitives import serialization
 from vault_double import VaultTestDouble
 
+from orchestrator.cli.credentials import credentials
 from orchestrator.credentials import (
     CredentialError,
     CredentialExists,
@@ -21,7 +22,6 @@ from orchestrator.credentials import (
     VaultBackend,
     VaultConfig,
 )
-from orchestrator.cli.credentials import credentials
 from orchestrator.credentials.store import backend_from_env
 
 pytest.importorskip("hvac")
@@ -133,7 +133,8 @@ def test_config_from_env(tmp_path: Path) -> None:
     token_file.write_text("from-file\n")
     config = VaultConfig.from_env({"ORCH_VAULT_ADDR": "https://vault:8200", "ORCH_VAULT_TOKEN_FILE": str(token_file),
                                    "ORCH_VAULT_MOUNT": "/kv/", "ORCH_VAULT_PREFIX": "/a/b/"})
-    assert (config.address, config.token, config.mount, config.prefix) == ("https://vault:8200", "from-file", "kv", "a/b")
+    assert (config.address, config.token, config.mount, config.prefix) == \
+        ("https://vault:8200", "from-file", "kv", "a/b")
     assert "from-file" not in repr(config)
     env_token = VaultConfig.from_env({"ORCH_VAULT_ADDR": "http://v", "ORCH_VAULT_TOKEN": "tok",
                                       "ORCH_VAULT_TOKEN_FILE": str(token_file)})

@@ -60,7 +60,7 @@ class ImageServiceDouble:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:  # http.server's naming
                 if self.path.rstrip("/") != "/build":
                     return self._json(404, {"message": "not found"})
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
@@ -70,7 +70,7 @@ class ImageServiceDouble:
                     double.requests.append(body)
                 return self._json(201, {"id": build_id})
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 parts = self.path.strip("/").split("/")
                 if len(parts) == 2 and parts[0] == "build" and parts[1].isdigit():
                     with double.lock:
@@ -100,7 +100,7 @@ class ImageServiceDouble:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> "ImageServiceDouble":
+    def __enter__(self) -> ImageServiceDouble:
         self.thread.start()
         return self
 

@@ -92,10 +92,10 @@ def test_bad_input_and_a_busy_deployment_are_raised_by_start_itself(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("tosca_definitions_version: tosca_simple_yaml_1_3\ntopology_template:\n  node_templates:\n"
                    "    a: { type: no.such.Type }\n")
-    with pytest.raises(LoadError, match="no.such.Type"):
+    with pytest.raises(LoadError, match=r"no\.such\.Type"):
         api.start_deploy("bad", str(bad), {})
     assert api.list() == []
-    with pytest.raises(UsageError, match="no deployment named 'nothing'"):
+    with pytest.raises(UsageError, match=r"no deployment named 'nothing'"):
         api.start_run("nothing", None, {})
 
     assert api.deploy("jobs", str(JOBS), {"out_dir": str(out)}).outcome.ok

@@ -5,7 +5,6 @@ undeploy order, and the per-deployment lock."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -103,7 +102,8 @@ def test_batched_operations_keep_exact_outputs_and_pin_failures(tmp_path):
     attributes = orchestrator.store.attributes("wide")
     for node, value in {"n1": "one", "n2": "two", "n3": "three", "n4": "four", "n5": "five"}.items():
         assert attributes[node]["said"] == f"I am {node} with {value}"
-        assert orchestrator.store.operation_output("wide", node, "Standard.create", "said") == f"I am {node} with {value}"
+        said = orchestrator.store.operation_output("wide", node, "Standard.create", "said")
+        assert said == f"I am {node} with {value}"
 
     failed = orchestrator.deploy("wide2", str(DATA / "wide.yaml"), {"fail_node": "n3"})
     assert not failed.outcome.ok

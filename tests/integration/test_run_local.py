@@ -79,7 +79,7 @@ def test_jobs_run_in_declared_order_with_workflow_inputs(deployed):
 
 
 def test_failing_job_fails_the_execution_with_its_error_and_resume_reruns_only_that(deployed):
-    home, out = deployed
+    home, _ = deployed
     failed = orch(home, "run", "jobs", "--set", "message=m", "--set", "fail_b=true")
     assert failed.returncode == 1
     execution_id = failed.stdout.strip().splitlines()[0]

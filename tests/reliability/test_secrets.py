@@ -435,7 +435,8 @@ def test_a_run_on_the_controller_leaves_no_secret(local, tmp_path):
 def test_a_secret_input_that_breaks_a_constraint_is_not_echoed(local, tmp_path):
     home, _, digest_dir = local
     constrained = LOCAL_TOPOLOGY.replace("password: { type: string, required: true }",
-                                         "password: { type: string, required: true, constraints: [ { min_length: 40 } ] }")
+                                         "password: { type: string, required: true,"
+                                         " constraints: [ { min_length: 40 } ] }")
     assert constrained != LOCAL_TOPOLOGY
     deploy_local(home, write_topology(tmp_path / "constrained", constrained), digest_dir)
     password = "short-" + random_secrets.token_hex(4)  # min_length 40 refuses it

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from orchestrator.tosca import load
 from orchestrator.engine.evaluate import Context, evaluate
 from orchestrator.functions import FunctionError, compute_host, host_chain
+from orchestrator.tosca import load
 
 DATA = Path(__file__).parent / "data"
 

@@ -76,8 +76,8 @@ def paths(value: Any, prefix: tuple = ()) -> list[tuple]:
     else:
         return found
     for key, child in items:
-        found.append(prefix + (key,))
-        found.extend(paths(child, prefix + (key,)))
+        found.append((*prefix, key))
+        found.extend(paths(child, (*prefix, key)))
     return found
 
 

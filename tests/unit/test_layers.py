@@ -11,7 +11,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 LOWER_LAYERS = ["orchestrator.engine.scheduler", "orchestrator.engine.operations", "orchestrator.engine.evaluate",
-                "orchestrator.plan.lifecycle", "orchestrator.plan.workflows", "orchestrator.plan.view", "orchestrator.render",
+                "orchestrator.plan.lifecycle", "orchestrator.plan.workflows", "orchestrator.plan.view",
+                "orchestrator.render",
                 "orchestrator.executors.ansible", "orchestrator.store.sqlite", "orchestrator.credentials.reader",
                 "orchestrator.engine.jobs", "orchestrator.executors.base", "orchestrator.store.base"]
 

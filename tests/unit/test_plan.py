@@ -12,11 +12,11 @@ from pathlib import Path
 import networkx as nx
 import pytest
 
-from orchestrator.model import Step, StepKind
 from orchestrator import render
+from orchestrator.model import Step, StepKind
 from orchestrator.plan import install_plan, uninstall_plan
-from orchestrator.plan.view import plan_view
 from orchestrator.plan.lifecycle import node_step_id, ordered_steps
+from orchestrator.plan.view import plan_view
 from orchestrator.tosca import load
 
 DATA = Path(__file__).parent / "data"

@@ -151,8 +151,8 @@ def test_kernels_pyproject():
 
 
 def test_requirements_list_only_pypi_names():
-    for line in (WORKFLOW / "requirements.txt").read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
+    for raw in (WORKFLOW / "requirements.txt").read_text().splitlines():
+        line = raw.split("#", 1)[0].strip()
         if line:
             assert re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*\s*([<>=!~]=?.*)?$", line), line
             assert "kernels" not in line and "/" not in line
