@@ -11,9 +11,9 @@ from typing import Any
 
 from orchestrator import failpoints
 from orchestrator.api.core import INSTALL, UNINSTALL, Core
-from orchestrator.api.records import DeployStart, Result
+from orchestrator.api.records import DeployStart, Outcome, Result
 from orchestrator.credentials.sealed import seal
-from orchestrator.engine.scheduler import Outcome, Reporter
+from orchestrator.engine.scheduler import Reporter
 from orchestrator.model import Step, UsageError
 from orchestrator.plan.lifecycle import install_plan, uninstall_plan
 from orchestrator.store.base import Deployment, DeploymentStatus, ExecutionStatus, StepStatus
@@ -84,8 +84,8 @@ class Deploying(Core):
                     on_start(DeployStart(name, mode, existing.status if existing else None, len(done), workflows,
                                          execution_id))
                 self.store.add_event(name, execution_id, "deployment", f"deploy started (execution {execution_id})")
-                outcome = self._scheduler(name, topology, execution_id, executor, reporter, cancel).run(
-                    install_plan(topology), done)
+                outcome = Outcome.of(self._scheduler(name, topology, execution_id, executor, reporter, cancel).run(
+                    install_plan(topology), done))
                 status = (DeploymentStatus.DEPLOYED if outcome.ok else
                           DeploymentStatus.CANCELLED if outcome.cancelled else DeploymentStatus.FAILED)
                 self._finish(execution_id, outcome, status)
@@ -118,8 +118,8 @@ class Deploying(Core):
                 def skip(step: Step) -> bool:
                     return step.node in never_created
 
-                outcome = self._scheduler(name, topology, execution_id, executor, reporter, cancel, skip).run(
-                    uninstall_plan(topology))
+                outcome = Outcome.of(self._scheduler(name, topology, execution_id, executor, reporter, cancel,
+                                                     skip).run(uninstall_plan(topology)))
                 if outcome.ok:
                     self.store.end_execution(execution_id, ExecutionStatus.DONE)
                     self.store.delete_deployment(name)

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.credentials.record import Credential
-from orchestrator.engine.scheduler import Failure, Outcome
+from orchestrator.engine import scheduler
+from orchestrator.engine.scheduler import Failure
 from orchestrator.model import PlanView, Validation
 from orchestrator.store.base import DeploymentStatus, Event, ExecutionStatus
 
@@ -31,6 +32,21 @@ __all__ = [
     "Result",
     "Validation",
 ]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a deploy, undeploy or run ended: ok, or cancelled, or failed with its failures (each naming
+    node, operation, host, task and message); `ran`: operations run."""
+
+    ok: bool = True
+    cancelled: bool = False
+    failures: tuple[Failure, ...] = ()
+    ran: int = 0
+
+    @classmethod
+    def of(cls, run: scheduler.Outcome) -> Outcome:
+        return cls(run.ok, run.cancelled, tuple(run.failures), run.ran)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from typing import Any
 from orchestrator import failpoints
 from orchestrator.api.core import INSTALL, UNINSTALL, Core
 from orchestrator.api.deploying import new_execution_id
-from orchestrator.api.records import Result
+from orchestrator.api.records import Outcome, Result
 from orchestrator.credentials.sealed import seal
 from orchestrator.engine import jobs
 from orchestrator.engine.scheduler import Reporter
@@ -66,8 +66,8 @@ class Running(Core):
                 if on_start:
                     on_start(execution_id)
                 self.store.add_event(name, execution_id, "execution", f"workflow {workflow} started")
-                outcome = self._scheduler(name, topology, execution_id, executor, reporter, cancel,
-                                          inputs=workflow_inputs).run(graph, done)
+                outcome = Outcome.of(self._scheduler(name, topology, execution_id, executor, reporter, cancel,
+                                                     inputs=workflow_inputs).run(graph, done))
                 error = "; ".join(str(f) for f in outcome.failures) or None
                 status = (ExecutionStatus.DONE if outcome.ok else
                           ExecutionStatus.CANCELLED if outcome.cancelled else ExecutionStatus.FAILED)
