@@ -75,8 +75,9 @@ class Operation:
 class Artifact:
     name: str
     type: str
-    file: str  # absolute path on the controller (or a URL as written)
+    file: str  # absolute path on the controller (or a URL as written, or a path in `repository`)
     deploy_path: str | None = None
+    repository: str | None = None  # the repository (topology's `repositories`) the file is in, if any
 
 
 @dataclass(frozen=True)

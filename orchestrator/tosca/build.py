@@ -11,6 +11,7 @@ import networkx as nx
 
 from orchestrator.model import Artifact, NodeTemplate, Operation, Problem, Requirement
 from orchestrator.tosca.functions import check_call, iter_functions
+from orchestrator.tosca.implementations import ArtifactRef, parse_implementation
 from orchestrator.tosca.matching import Matcher, Wanted, occurrences
 from orchestrator.tosca.types import (TypeRegistry, absolutize_artifact, absolutize_operation,
                                       interface_short_name, merge_operation, operations_of)
@@ -23,12 +24,9 @@ NORMATIVE_INTERFACES = {"Standard": "tosca.interfaces.node.lifecycle.Standard",
                         "Configure": "tosca.interfaces.relationship.Configure",
                         "Runnable": "tosca.interfaces.node.lifecycle.Runnable"}
 OPERATION_HOSTS = ("SELF", "HOST", "SOURCE", "TARGET", "ORCHESTRATOR")
-IMPLEMENTATION_KEYWORDS = {"primary", "dependencies", "timeout", "operation_host"}
 # TOSCA 1.3 operation definitions, plus orch's own retries/retry_delay and a Yorc-style operation_host
 OPERATION_KEYWORDS = {"description", "implementation", "inputs", "outputs", "timeout", "retries", "retry_delay",
                       "operation_host"}
-ARTIFACT_KEYWORDS = {"file", "type", "repository", "description", "deploy_path", "artifact_version",
-                     "checksum", "checksum_algorithm", "properties"}
 PARAMETER_KEYWORDS = {"type", "description", "value", "required", "default", "status", "constraints",
                       "key_schema", "entry_schema", "metadata", "external-schema"}
 
@@ -57,6 +55,7 @@ class NodeBuilder:
         self.node_names: set[str] = set()
         self.raw_nodes: Mapping[str, Any] = {}
         self.current_node: str | None = None  # SELF while a node template is built
+        self.current_artifacts: Mapping[str, Artifact] = {}  # its artifacts, while its operations are built
         # per type or per file, not per node template: thousands of templates share a few of each
         self._capability_defaults: dict[str, dict[str, dict[str, Any]]] = {}
         self._allowed_operations: dict[tuple[str, str], set[str]] = {}
@@ -102,6 +101,13 @@ class NodeBuilder:
                 capabilities[cap] = {**capabilities.get(cap, {}), **dict((value or {}).get("properties") or {})}
         for cap, props in capabilities.items():
             self.check_functions(props, f"{place}.capabilities.{cap}.properties")
+        artifacts = self.artifacts(type_name, raw.get("artifacts") or {}, place)
+        requirements = self.requirements(name, type_name, raw.get("requirements") or [], place)
+        self.current_artifacts = artifacts  # an operation's implementation may name one of them
+        try:
+            operations = self.operations(type_name, raw.get("interfaces") or {}, place, "Standard")
+        finally:
+            self.current_artifacts = {}
         return NodeTemplate(
             name=name,
             type=type_name,
@@ -109,9 +115,9 @@ class NodeBuilder:
             properties=properties,
             attributes=attributes,
             capabilities=capabilities,
-            requirements=self.requirements(name, type_name, raw.get("requirements") or [], place),
-            operations=self.operations(type_name, raw.get("interfaces") or {}, place, "Standard"),
-            artifacts=self.artifacts(type_name, raw.get("artifacts") or {}, place),
+            requirements=requirements,
+            operations=operations,
+            artifacts=artifacts,
         )
 
     def capability_defaults(self, type_name: str) -> dict[str, dict[str, Any]]:
@@ -290,7 +296,7 @@ class NodeBuilder:
                 if allowed and op_name not in allowed and op_name not in ops:
                     self.problem(f"{where}.{op_name}", f"interface '{short}' has no operation '{op_name}'")
                     continue
-                op = absolutize_operation(op, self.base_dir)
+                op = absolutize_operation(op, self.base_dir, self.confine)
                 if self.confine is not None:
                     self.check_confined(op, f"{where}.{op_name}")
                 ops[op_name] = merge_operation(ops.get(op_name, {}), op)
@@ -326,28 +332,12 @@ class NodeBuilder:
             self.problem(where, f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(map(str, unknown))} in an "
                                 f"operation (known: {', '.join(sorted(OPERATION_KEYWORDS))})")
             return None
-        impl = raw.get("implementation")
-        dependencies: tuple[str, ...] = ()
-        operation_host = None
-        timeout = None
-        if isinstance(impl, dict):
-            impl = self.implementation_definition(impl, f"{where}.implementation")
-            if impl is None:
-                return None
-            dependencies = tuple(str(d) for d in impl.get("dependencies") or [])
-            operation_host = impl.get("operation_host")
-            timeout = impl.get("timeout")
-            impl = impl.get("primary")
-            impl = impl.get("file") if isinstance(impl, dict) else impl
-        if impl is not None and not isinstance(impl, str):
-            self.problem(where, "implementation must be a playbook path")
+        implementation = parse_implementation(raw.get("implementation"), self.current_artifacts, where, self.problem)
+        if implementation is None:
             return None
-        if impl and impl.endswith((".yml", ".yaml")) and not self.is_file(impl):
-            self.problem(where, f"playbook '{impl}' does not exist")
-        elif impl and not impl.endswith((".yml", ".yaml")):
-            missing = "" if self.is_file(impl) else " and does not exist"
-            self.problem(where, f"implementation '{impl}' is not an Ansible playbook (.yml/.yaml){missing}; "
-                                "orch runs only playbooks")
+        impl = self.runnable_file(implementation.primary, where)
+        dependencies = tuple(self.shipped_file(d, where) for d in implementation.dependencies)
+        operation_host, timeout = implementation.operation_host, implementation.timeout
         operation_host = operation_host or raw.get("operation_host")
         if operation_host is not None and operation_host not in OPERATION_HOSTS:
             self.problem(where, f"operation_host '{operation_host}' is not one of {', '.join(OPERATION_HOSTS)}")
@@ -368,41 +358,32 @@ class NodeBuilder:
         return Operation(short, name, impl or None, inputs, dependencies, operation_host,
                          _number(timeout), _int(retries), _number(retry_delay))
 
-    def implementation_definition(self, impl: Mapping[str, Any], where: str) -> dict[str, Any] | None:
-        """An implementation written as a mapping: TOSCA's `primary`/`dependencies`/`timeout`/
-        `operation_host`, or a bare artifact definition (`file`, `type`, ...), as Alien4Cloud writes it,
-        which is the primary artifact. Any other key is a problem: an operation whose playbook orch
-        cannot find must not become a no-op."""
-        if "file" in impl and "primary" not in impl:
-            unknown = sorted(set(impl) - ARTIFACT_KEYWORDS)
-            if unknown:
-                self.problem(where, f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} in an "
-                                    f"artifact definition (known: {', '.join(sorted(ARTIFACT_KEYWORDS))})")
-                return None
-            return {"primary": impl["file"]}
-        unknown = sorted(set(impl) - IMPLEMENTATION_KEYWORDS)
-        if unknown:
-            self.problem(where, f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
-                                f"(an implementation has {', '.join(sorted(IMPLEMENTATION_KEYWORDS))}, "
-                                "or is an artifact definition with a 'file')")
+    def runnable_file(self, primary: ArtifactRef | None, where: str) -> str | None:
+        """The playbook an operation runs (None: a no-op), after saying why orch could not run it."""
+        if primary is None:
             return None
-        if "primary" not in impl:
-            self.problem(where, "an implementation mapping needs a 'primary' artifact (or a 'file')")
-            return None
-        primary = impl["primary"]
-        if isinstance(primary, dict) and not isinstance(primary.get("file"), str):
-            self.problem(f"{where}.primary", "an artifact definition needs a 'file'")
-            return None
-        dependencies = impl.get("dependencies")
-        if dependencies is not None and not isinstance(dependencies, list):
-            self.problem(f"{where}.dependencies", "must be a list of artifacts")
-            return None
-        files = [d.get("file") if isinstance(d, dict) else d for d in dependencies or []]
-        if not all(isinstance(f, str) for f in files):
-            self.problem(f"{where}.dependencies", "each dependency is a file path or an artifact definition "
-                                                  "with a 'file'")
-            return None
-        return {**impl, "dependencies": files}
+        file = self.shown(primary.file)
+        shown = f"artifact '{primary.artifact}' ('{file}')" if primary.artifact else f"'{file}'"
+        if primary.repository:
+            self.problem(where, f"implementation {shown} is a file of repository '{primary.repository}'; orch "
+                                "runs playbooks it has on disk (put the playbook beside the template)")
+        elif primary.file.endswith((".yml", ".yaml")) and not self.is_file(primary.file):
+            self.problem(where, f"playbook {shown} does not exist")
+        elif not primary.file.endswith((".yml", ".yaml")):
+            missing = "" if self.is_file(primary.file) else " and does not exist"
+            self.problem(where, f"implementation {shown} is not an Ansible playbook (.yml/.yaml){missing}; "
+                                "orch runs only playbooks")
+        return primary.file
+
+    def shipped_file(self, dependency: ArtifactRef, where: str) -> str:
+        """A file an operation needs beside its playbook: one orch has (or a URL the playbook fetches)."""
+        if dependency.repository:
+            self.problem(where, f"dependency '{dependency.written}' is a file of repository "
+                                f"'{dependency.repository}'; orch ships files it has on disk")
+        elif "://" not in dependency.file and not self.exists(dependency.file):
+            self.problem(where, f"dependency '{dependency.written}' does not exist (looked for "
+                                f"{self.shown(dependency.file)})")
+        return dependency.file
 
     def input_values(self, inputs: Mapping[str, Any], where: str) -> dict[str, Any]:
         """Operation inputs as values. A parameter definition (TOSCA 1.3 §3.6.14: `type`, `value`,
@@ -426,10 +407,11 @@ class NodeBuilder:
     def artifacts(self, type_name: str, raw: Any, place: str) -> dict[str, Artifact]:
         merged = self.registry.merged_section(type_name, "artifacts")
         if isinstance(raw, dict):
-            merged.update({k: absolutize_artifact(v, self.base_dir) for k, v in raw.items()})
+            merged.update({k: absolutize_artifact(v, self.base_dir, self.confine) for k, v in raw.items()})
             for k in raw if self.confine is not None else ():
                 file = merged[k].get("file") if isinstance(merged[k], dict) else merged[k]
-                if isinstance(file, str) and "://" not in file and not _inside(file, self.confine):
+                local = not (isinstance(merged[k], dict) and merged[k].get("repository"))
+                if isinstance(file, str) and local and "://" not in file and not _inside(file, self.confine):
                     self.problem(f"{place}.artifacts.{k}",
                                  f"'{file}' leaves the archive; a CSAR's template may name only its own files")
         result: dict[str, Artifact] = {}
@@ -438,25 +420,39 @@ class NodeBuilder:
             if not isinstance(value.get("file"), str):
                 self.problem(f"{place}.artifacts.{name}", "needs a 'file'")
                 continue
-            if "://" not in value["file"] and not self.exists(value["file"]):
-                self.problem(f"{place}.artifacts.{name}", f"artifact file '{value['file']}' does not exist")
-            result[name] = Artifact(name, str(value.get("type", "tosca.artifacts.File")), value["file"],
-                                    value.get("deploy_path"))
+            artifact_type = value.get("type", "tosca.artifacts.File")
+            if not isinstance(artifact_type, str) or not self.registry.knows(artifact_type):
+                self.problem(f"{place}.artifacts.{name}.type", f"unknown artifact type '{artifact_type}'")
+            repository = value.get("repository")
+            # a repository's file is a path in the repository (TOSCA 1.3), never looked for here
+            if not repository and "://" not in value["file"] and not self.exists(value["file"]):
+                self.problem(f"{place}.artifacts.{name}", f"artifact file '{self.shown(value['file'])}' does not "
+                                                          "exist")
+            result[name] = Artifact(name, str(artifact_type), str(value["file"]), value.get("deploy_path"),
+                                    str(repository) if repository else None)
         return result
 
     def check_confined(self, op: Mapping[str, Any], where: str) -> None:
-        """A CSAR's template names only files the archive carries."""
+        """A CSAR's template names only files the archive carries (a repository's are elsewhere)."""
         impl = op.get("implementation")
-        paths = [impl] if isinstance(impl, str) else []
+        artifacts: list[Any] = [impl] if isinstance(impl, str) else []
         if isinstance(impl, dict):
-            primary = impl.get("primary", impl.get("file"))
-            primary = primary.get("file") if isinstance(primary, dict) else primary
-            paths += [primary] if isinstance(primary, str) else []
+            artifacts.append(impl if "file" in impl and "primary" not in impl else impl.get("primary"))
             dependencies = impl.get("dependencies")
-            paths += [d for d in dependencies if isinstance(d, str)] if isinstance(dependencies, list) else []
-        for path in paths:
-            if "://" not in path and not _inside(path, self.confine):
+            artifacts += dependencies if isinstance(dependencies, list) else []
+        for artifact in artifacts:
+            if isinstance(artifact, dict) and artifact.get("repository"):
+                continue
+            path = artifact.get("file") if isinstance(artifact, dict) else artifact
+            if isinstance(path, str) and "://" not in path and not _inside(path, self.confine):
                 self.problem(where, f"'{path}' leaves the archive; a CSAR's template may name only its own files")
+
+    def shown(self, path: str) -> str:
+        """A path as the user knows it: inside a CSAR, its path in the archive (not the folder orch unpacked
+        the archive into)."""
+        if self.confine is not None and "://" not in path and _inside(path, self.confine):
+            return os.path.relpath(path, self.confine)
+        return path
 
     def is_file(self, path: str) -> bool:
         return self._path_kind(path) == "file"

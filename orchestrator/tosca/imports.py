@@ -61,9 +61,11 @@ def collect_imports(document: dict, template_file: str, allow_remote: bool,
             if location is None:
                 problems.append(Problem(owner, place, f"cannot tell which file this import names: {entry!r}"))
                 continue
-            if confine is not None and not location.startswith(REMOTE_PREFIXES) \
-                    and not owner.startswith(REMOTE_PREFIXES) \
-                    and not _inside(os.path.realpath(Path(owner).parent / location), confine):
+            local = not location.startswith(REMOTE_PREFIXES) and not owner.startswith(REMOTE_PREFIXES)
+            if confine is not None and local and location.startswith("/") \
+                    and os.path.isfile(os.path.join(confine, location.lstrip("/"))):
+                location = os.path.join(confine, location.lstrip("/"))  # a file of the CSAR, from its root
+            if confine is not None and local and not _inside(os.path.realpath(Path(owner).parent / location), confine):
                 problems.append(Problem(owner, place, f"imported file '{location}' leaves the archive; "
                                         "a CSAR's imports must be files it carries"))
                 continue

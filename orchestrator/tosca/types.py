@@ -30,14 +30,16 @@ class TypeRegistry:
     _walks: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
-    def build(cls, documents: list[tuple[Mapping[str, Any], str]]) -> "TypeRegistry":
-        """documents: (parsed file, folder it came from), in import order."""
+    def build(cls, documents: list[tuple[Mapping[str, Any], str]], root: str | None = None) -> "TypeRegistry":
+        """documents: (parsed file, folder it came from), in import order. root: the folder a CSAR was
+        unpacked into, for paths that begin with `/`."""
         definitions: dict[str, Mapping[str, Any]] = dict(EntityType.TOSCA_DEF)
         for doc, base_dir in documents:
+            inside = root if root is not None and os.path.commonpath([base_dir, root]) == root else None
             for section in TYPE_SECTIONS:
                 types = doc.get(section)
                 if isinstance(types, dict):
-                    definitions.update({k: with_absolute_paths(v or {}, base_dir) if isinstance(v, dict) else {}
+                    definitions.update({k: with_absolute_paths(v or {}, base_dir, inside) if isinstance(v, dict) else {}
                                         for k, v in types.items()})
         return cls(definitions)
 
@@ -274,56 +276,76 @@ def merge_operation(base: Mapping[str, Any], override: Mapping[str, Any]) -> dic
     return merged
 
 
-def with_absolute_paths(definition: Mapping[str, Any], base_dir: str) -> dict[str, Any]:
-    """A type's playbooks and artifacts are relative to the file that declares the type."""
+class WrittenPath(str):
+    """An absolute path that remembers how the template wrote it: an implementation written `configure` may
+    be the node's artifact of that name rather than a file beside the template."""
+
+    written: str
+
+    def __new__(cls, path: str, written: str | None = None) -> "WrittenPath":
+        made = super().__new__(cls, path)
+        made.written = path if written is None else written
+        return made
+
+
+def written_form(path: Any) -> Any:
+    return path.written if isinstance(path, WrittenPath) else path
+
+
+def with_absolute_paths(definition: Mapping[str, Any], base_dir: str, root: str | None = None) -> dict[str, Any]:
+    """A type's playbooks and artifacts are relative to the file that declares the type (or, beginning with
+    `/` inside a CSAR, to the archive's root)."""
     result = dict(definition)
     interfaces = definition.get("interfaces")
     if isinstance(interfaces, dict):
         result["interfaces"] = {
-            name: absolutize_interface(iface, base_dir) if isinstance(iface, dict) else iface
+            name: absolutize_interface(iface, base_dir, root) if isinstance(iface, dict) else iface
             for name, iface in interfaces.items()}
     artifacts = definition.get("artifacts")
     if isinstance(artifacts, dict):
-        result["artifacts"] = {name: absolutize_artifact(a, base_dir) for name, a in artifacts.items()}
+        result["artifacts"] = {name: absolutize_artifact(a, base_dir, root) for name, a in artifacts.items()}
     return result
 
 
-def absolutize_interface(interface: Mapping[str, Any], base_dir: str) -> dict[str, Any]:
+def absolutize_interface(interface: Mapping[str, Any], base_dir: str, root: str | None = None) -> dict[str, Any]:
     result = {k: v for k, v in interface.items() if k in INTERFACE_KEYWORDS}
     for op_name, op in operations_of(interface).items():
-        result[op_name] = absolutize_operation(op, base_dir)
+        result[op_name] = absolutize_operation(op, base_dir, root)
     return result
 
 
-def absolutize_operation(op: Mapping[str, Any], base_dir: str) -> dict[str, Any]:
+def absolutize_operation(op: Mapping[str, Any], base_dir: str, root: str | None = None) -> dict[str, Any]:
     result = dict(op)
     impl = op.get("implementation")
     if isinstance(impl, str):
-        result["implementation"] = _absolute(impl, base_dir)
+        result["implementation"] = _absolute(impl, base_dir, root)
     elif isinstance(impl, dict):
         impl = dict(impl)
-        if isinstance(impl.get("primary"), str):
-            impl["primary"] = _absolute(impl["primary"], base_dir)
-        elif isinstance(impl.get("primary"), dict) and isinstance(impl["primary"].get("file"), str):
-            impl["primary"] = {**impl["primary"], "file": _absolute(impl["primary"]["file"], base_dir)}
-        if isinstance(impl.get("file"), str):  # a bare artifact definition
-            impl["file"] = _absolute(impl["file"], base_dir)
-        if isinstance(impl.get("dependencies"), list):
-            impl["dependencies"] = [_absolute(d, base_dir) if isinstance(d, str) else d
-                                    for d in impl["dependencies"]]
+        if "file" in impl and "primary" not in impl:  # a bare artifact definition
+            impl = absolutize_artifact(impl, base_dir, root)
+        else:
+            if "primary" in impl:
+                impl["primary"] = absolutize_artifact(impl["primary"], base_dir, root)
+            if isinstance(impl.get("dependencies"), list):
+                impl["dependencies"] = [absolutize_artifact(d, base_dir, root) for d in impl["dependencies"]]
         result["implementation"] = impl
     return result
 
 
-def absolutize_artifact(artifact: Any, base_dir: str) -> Any:
+def absolutize_artifact(artifact: Any, base_dir: str, root: str | None = None) -> Any:
+    """An artifact's file as an absolute path, except a URL and a file of a repository (TOSCA 1.3: then the
+    file is a path in the repository, never on this machine)."""
     if isinstance(artifact, str):
-        return _absolute(artifact, base_dir)
-    if isinstance(artifact, dict) and isinstance(artifact.get("file"), str):
-        return {**artifact, "file": _absolute(artifact["file"], base_dir)}
+        return _absolute(artifact, base_dir, root)
+    if isinstance(artifact, dict) and isinstance(artifact.get("file"), str) and not artifact.get("repository"):
+        return {**artifact, "file": _absolute(artifact["file"], base_dir, root)}
     return artifact
 
 
-def _absolute(path: str, base_dir: str) -> str:
-    if "://" in path or path.startswith("/"):
+def _absolute(path: str, base_dir: str, root: str | None = None) -> str:
+    if "://" in path:
         return path
-    return os.path.normpath(os.path.join(base_dir, path))
+    if path.startswith("/"):
+        # inside a CSAR, a path from its root (TOSCA 1.3); elsewhere, a path on this machine
+        return WrittenPath(os.path.normpath(root + path), path) if root is not None else path
+    return WrittenPath(os.path.normpath(os.path.join(base_dir, path)), path)

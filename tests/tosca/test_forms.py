@@ -609,3 +609,154 @@ def test_requirement_occurrences_are_checked(tmp_path):
         """, via=check)
     find(found, "node_templates.app.requirements", "requirement 'host' is assigned 2 times; its occurrences are [1, 1]")
     find(found, "node_templates.lonely.requirements", "requirement 'host' is assigned 0 times")
+
+
+# -- implementations -----------------------------------------------------------------------------------------
+
+PLAYBOOK = "- hosts: all\n  gather_facts: false\n  tasks: []\n"
+
+
+def playbooks(tmp_path: Path, *names: str) -> None:
+    for name in names:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(PLAYBOOK, encoding="utf-8")
+
+
+def test_an_implementation_may_name_one_of_the_nodes_artifacts(tmp_path):
+    playbooks(tmp_path, "ansible/install.yaml", "ansible/configure.yaml", "ansible/start.yaml")
+    topology = loads(tmp_path, """
+        node_types:
+          my.App:
+            derived_from: tosca.nodes.Root
+            artifacts:
+              installer: { type: tosca.artifacts.Implementation, file: ansible/install.yaml }
+            interfaces:
+              Standard:
+                create: installer
+        topology_template:
+          node_templates:
+            app:
+              type: my.App
+              artifacts:
+                configurer: { type: tosca.artifacts.Implementation, file: ansible/configure.yaml }
+              interfaces:
+                Standard:
+                  configure:
+                    implementation: configurer
+                  start:
+                    implementation: { primary: ansible/start.yaml }
+        """)
+    operations = topology.nodes["app"].operations
+    assert operations["Standard.create"].implementation == str(tmp_path / "ansible/install.yaml")
+    assert operations["Standard.configure"].implementation == str(tmp_path / "ansible/configure.yaml")
+    assert operations["Standard.start"].implementation == str(tmp_path / "ansible/start.yaml")
+
+
+def test_primary_and_dependencies_may_be_artifact_names_or_definitions(tmp_path):
+    playbooks(tmp_path, "run.yaml", "lib/helpers.yaml", "lib/vars.yaml")
+    topology = loads(tmp_path, """
+        topology_template:
+          node_templates:
+            app:
+              type: tosca.nodes.Root
+              artifacts:
+                runner: { type: tosca.artifacts.Implementation, file: run.yaml }
+                helpers: { type: tosca.artifacts.File, file: lib/helpers.yaml }
+              interfaces:
+                Standard:
+                  create:
+                    implementation:
+                      primary: runner
+                      dependencies:
+                        - helpers
+                        - { file: lib/vars.yaml, type: tosca.artifacts.File }
+                  configure:
+                    implementation:
+                      primary: { file: run.yaml, type: tosca.artifacts.Implementation }
+                      timeout: 30
+        """)
+    create = topology.nodes["app"].operations["Standard.create"]
+    assert create.implementation == str(tmp_path / "run.yaml")
+    assert create.dependencies == (str(tmp_path / "lib/helpers.yaml"), str(tmp_path / "lib/vars.yaml"))
+    assert topology.nodes["app"].operations["Standard.configure"].timeout == 30
+
+
+def test_implementation_problems_are_named(tmp_path):
+    playbooks(tmp_path, "run.yaml")
+    found = problems(tmp_path, """
+        repositories:
+          code: { url: "https://code.example.invalid/" }
+        topology_template:
+          node_templates:
+            app:
+              type: tosca.nodes.Root
+              artifacts:
+                remote: { type: tosca.artifacts.Implementation, file: deploy/run.yaml, repository: code }
+                odd: { type: shell, file: run.yaml }
+              interfaces:
+                Standard:
+                  create: remote
+                  configure:
+                    implementation: { primary: run.yaml, dependencies: [ missing.yaml ] }
+                  start:
+                    implementation: { primary: run.yaml, dependencies: run.yaml }
+        """, via=check)
+    find(found, "node_templates.app.interfaces.Standard.create",
+         "implementation artifact 'remote' ('deploy/run.yaml') is a file of repository 'code'")
+    find(found, "node_templates.app.artifacts.odd.type", "unknown artifact type 'shell'")
+    find(found, "node_templates.app.interfaces.Standard.configure", "dependency 'missing.yaml' does not exist")
+    find(found, "node_templates.app.interfaces.Standard.start.implementation.dependencies", "must be a list")
+
+
+def test_an_artifact_of_a_repository_is_not_looked_for_here(tmp_path):
+    topology = loads(tmp_path, """
+        repositories:
+          images: { url: "https://images.example.invalid/" }
+        topology_template:
+          node_templates:
+            app:
+              type: tosca.nodes.Root
+              artifacts:
+                image: { type: tosca.artifacts.Deployment.Image, file: base/app.qcow2, repository: images }
+        """)
+    artifact = topology.nodes["app"].artifacts["image"]
+    assert (artifact.file, artifact.repository) == ("base/app.qcow2", "images")
+
+
+def test_in_a_csar_a_path_beginning_with_slash_is_from_the_archive_root(tmp_path):
+    import zipfile
+
+    archive = tmp_path / "app.csar"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("TOSCA-Metadata/TOSCA.meta", "TOSCA-Meta-File-Version: 1.0\nCSAR-Version: 1.1\n"
+                   "Created-By: test\nEntry-Definitions: Definitions/app.yaml\n")
+        z.writestr("Definitions/types.yaml", HEADER + textwrap.dedent("""
+            node_types:
+              my.App:
+                derived_from: tosca.nodes.Root
+                interfaces:
+                  Standard:
+                    create: /playbooks/create.yaml
+            """))
+        z.writestr("Definitions/app.yaml", HEADER + textwrap.dedent("""
+            imports:
+              - /Definitions/types.yaml
+            topology_template:
+              node_templates:
+                app:
+                  type: my.App
+                  artifacts:
+                    data: { type: tosca.artifacts.File, file: /files/data.txt }
+                  interfaces:
+                    Standard:
+                      configure: /playbooks/configure.yaml
+            """))
+        z.writestr("playbooks/create.yaml", PLAYBOOK)
+        z.writestr("playbooks/configure.yaml", PLAYBOOK)
+        z.writestr("files/data.txt", "data\n")
+    kept = tmp_path / "kept"
+    topology = load(archive, unpack_dir=kept)
+    app = topology.nodes["app"]
+    assert app.operations["Standard.create"].implementation == str((kept / "playbooks/create.yaml").resolve())
+    assert app.operations["Standard.configure"].implementation == str((kept / "playbooks/configure.yaml").resolve())
+    assert app.artifacts["data"].file == str((kept / "files/data.txt").resolve())
