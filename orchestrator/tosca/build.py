@@ -83,7 +83,10 @@ class NodeBuilder:
     def build_node(self, name: str, raw: Mapping[str, Any], place: str) -> NodeTemplate | None:
         type_name = self.registry.full_name(raw["type"])
         if not self.registry.knows(type_name):
-            self.problem(f"{place}.type", f"unknown node type '{raw['type']}' (is its type file imported?)")
+            nfv = ".nfv." in raw["type"]  # tosca.nodes.nfv.Vdu.Compute and the like
+            self.problem(f"{place}.type", f"unknown node type '{raw['type']}' " + (
+                "(a type of the TOSCA NFV profile, which is outside orch's scope)" if nfv
+                else "(is its type file imported?)"))
             return None
         self.current_node = name
         self.check_property_types(type_name, raw.get("properties"), f"{place}.properties")

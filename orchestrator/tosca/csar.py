@@ -11,6 +11,7 @@ from pathlib import Path, PurePosixPath
 from typing import Iterator
 
 from orchestrator.model import Problem
+from orchestrator.tosca.yamlio import read_yaml
 
 MAX_UNPACKED_BYTES = 500 * 1024 * 1024
 
@@ -112,4 +113,10 @@ def _entry_template(name: str, root: Path) -> tuple[Path | None, list[Problem]]:
     if len(candidates) != 1:
         return None, [Problem(name, "", "a CSAR without TOSCA-Metadata needs exactly one .yaml at its root; "
                               f"found {len(candidates)}")]
+    document, _problems = read_yaml(candidates[0], "template")
+    if isinstance(document, dict) and document.get("tosca_definitions_version") == "tosca_simple_yaml_1_0":
+        # TOSCA 1.0's CSAR always has the metadata file; the single root template without it came with 1.1
+        return None, [Problem(name, "TOSCA-Metadata/TOSCA.meta", f"is missing, which a TOSCA 1.0 CSAR needs (its "
+                              f"template {candidates[0].name} declares tosca_simple_yaml_1_0; a CSAR without "
+                              "TOSCA-Metadata is TOSCA 1.1 or later)")]
     return candidates[0], []

@@ -14,6 +14,17 @@ from orchestrator.tosca.yamlio import parse_yaml_text, read_yaml
 
 REMOTE_PREFIXES = ("http://", "https://")
 SUPPORTED_VERSIONS = ("tosca_simple_yaml_1_0", "tosca_simple_yaml_1_2", "tosca_simple_yaml_1_3")
+NFV_PROFILE = "the TOSCA NFV profile"
+
+
+def version_problem(version: Any) -> str | None:
+    """Why orch does not read a template of this tosca_definitions_version, or None."""
+    if version in SUPPORTED_VERSIONS:
+        return None
+    if isinstance(version, str) and "nfv" in version.lower():
+        return (f"'{version}' is {NFV_PROFILE}, which is outside orch's scope: orch deploys TOSCA Simple Profile "
+                f"templates ({', '.join(SUPPORTED_VERSIONS)})")
+    return f"'{version}' is not supported; use one of {', '.join(SUPPORTED_VERSIONS)}"
 SHIPPED_TYPES = Path(__file__).resolve().parents[2] / "tosca_types"
 ORCH_TYPES_FILE = SHIPPED_TYPES / "orch-types.yaml"
 # TOSCA 1.3's normative types that tosca-parser (which knows 1.0's) lacks: imported first by every template
@@ -116,9 +127,8 @@ def _as_types_document(doc: Any, name: str, problems: list[Problem]) -> dict | N
         problems.append(Problem(name, "", "an imported file must be a YAML mapping of type definitions"))
         return None
     version = doc.get("tosca_definitions_version")
-    if version is not None and version not in SUPPORTED_VERSIONS:
-        problems.append(Problem(name, "tosca_definitions_version",
-                                f"'{version}' is not supported; use one of {', '.join(SUPPORTED_VERSIONS)}"))
+    if version is not None and version_problem(version):
+        problems.append(Problem(name, "tosca_definitions_version", str(version_problem(version))))
         return None
     return doc
 

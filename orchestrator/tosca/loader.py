@@ -15,7 +15,7 @@ from orchestrator.model import LoadError, Problem, Topology, Validation
 from orchestrator.tosca import csar
 from orchestrator.tosca.build import NodeBuilder, requirement_cycle
 from orchestrator.gcpause import paused_gc
-from orchestrator.tosca.imports import SUPPORTED_VERSIONS, collect_imports
+from orchestrator.tosca.imports import collect_imports, version_problem
 from orchestrator.tosca.inputs import parse_input_definitions, resolve_input_values
 from orchestrator.tosca.names import use_full_names
 from orchestrator.tosca.outputs import parse_outputs
@@ -144,7 +144,7 @@ def _load_template(template: Path, given_path: str, given_inputs: Mapping[str, A
         raise LoadError([Problem(shown(p.file), p.place, p.message) for p in problems])
     use_full_names([f.document for f in imported] + [document])
     registry = TypeRegistry.build([(f.document, os.path.dirname(f.location)) for f in imported]
-                                  + [(document, base_dir)])
+                                  + [(document, base_dir)], confine)
     loops = registry.derivation_loops()
     if loops:  # tosca-parser would walk such a loop forever
         raise LoadError([Problem(file_name, f"types.{name}", "derived_from loop: " + " -> ".join(loop))
@@ -221,9 +221,8 @@ def _check_shape(document: Any, file_name: str, types_alone_ok: bool = False) ->
     version = document.get("tosca_definitions_version")
     if version is None:
         return [Problem(file_name, "tosca_definitions_version", "is missing; use tosca_simple_yaml_1_3")]
-    if version not in SUPPORTED_VERSIONS:
-        return [Problem(file_name, "tosca_definitions_version",
-                        f"'{version}' is not supported; use one of {', '.join(SUPPORTED_VERSIONS)}")]
+    if version_problem(version):
+        return [Problem(file_name, "tosca_definitions_version", str(version_problem(version)))]
     topology = document.get("topology_template")
     if topology is None and "topology_template" not in document:
         if not any(section in document for section in (*TYPE_SECTIONS, "imports")):

@@ -760,3 +760,53 @@ def test_in_a_csar_a_path_beginning_with_slash_is_from_the_archive_root(tmp_path
     assert app.operations["Standard.create"].implementation == str((kept / "playbooks/create.yaml").resolve())
     assert app.operations["Standard.configure"].implementation == str((kept / "playbooks/configure.yaml").resolve())
     assert app.artifacts["data"].file == str((kept / "files/data.txt").resolve())
+
+
+# -- what orch refuses, and says why ------------------------------------------------------------------------
+
+
+def _root_template_csar(path: Path, version: str) -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("service.yaml", f"tosca_definitions_version: {version}\n"
+                   "topology_template:\n  node_templates:\n    server: { type: tosca.nodes.Compute }\n")
+    return path
+
+
+def test_a_tosca_1_0_csar_needs_its_metadata_file(tmp_path):
+    with pytest.raises(LoadError) as caught:
+        check(_root_template_csar(tmp_path / "old.csar", "tosca_simple_yaml_1_0"))
+    find(caught.value.problems, "TOSCA-Metadata/TOSCA.meta", "is missing, which a TOSCA 1.0 CSAR needs")
+    # from TOSCA 1.1 on, a single root template is enough
+    assert check(_root_template_csar(tmp_path / "new.csar", "tosca_simple_yaml_1_3")).nodes == 1
+
+
+def test_the_nfv_profile_is_refused_in_one_message(tmp_path):
+    path = tmp_path / "vnf.yaml"
+    path.write_text("tosca_definitions_version: tosca_simple_profile_for_nfv_1_0_0\n"
+                    "topology_template:\n  node_templates:\n    vdu: { type: tosca.nodes.nfv.VDU }\n"
+                    "    cp: { type: tosca.nodes.nfv.CP }\n", encoding="utf-8")
+    with pytest.raises(LoadError) as caught:
+        check(path)
+    assert len(caught.value.problems) == 1
+    find(caught.value.problems, "tosca_definitions_version", "the TOSCA NFV profile, which is outside orch's scope")
+
+
+def test_an_nfv_type_in_a_simple_profile_template_says_what_it_is(tmp_path):
+    found = problems(tmp_path, """
+        topology_template:
+          node_templates:
+            vdu: { type: tosca.nodes.nfv.Vdu.Compute }
+        """, via=check)
+    find(found, "node_templates.vdu.type", "a type of the TOSCA NFV profile, which is outside orch's scope")
+
+
+def test_a_duplicate_mapping_key_is_refused(tmp_path):
+    found = problems(tmp_path, """
+        topology_template:
+          node_templates:
+            server: { type: tosca.nodes.Compute }
+            server: { type: tosca.nodes.Root }
+        """, via=check)
+    find(found, None, "duplicate key 'server'")
