@@ -13,7 +13,8 @@ from typing import Any, Mapping
 
 from orchestrator.model import LoadError, Problem, Topology, Validation
 from orchestrator.tosca import csar
-from orchestrator.tosca.build import NodeBuilder, requirement_cycle
+from orchestrator.tosca.build import NodeBuilder
+from orchestrator.tosca.requirements import requirement_cycle
 from orchestrator.gcpause import paused_gc
 from orchestrator.tosca.imports import collect_imports, version_problem
 from orchestrator.tosca.inputs import parse_input_definitions, resolve_input_values

@@ -71,7 +71,7 @@ def _targets_named(templates: Any, nodes: Mapping[str, NodeTemplate]) -> None:
         built = nodes.get(name)
         if built is None or not isinstance(requirements, list) or len(requirements) != len(built.requirements):
             continue
-        for entry, requirement in zip(requirements, built.requirements):
+        for entry, requirement in zip(requirements, built.requirements, strict=True):
             (req_name, value), = entry.items()
             if isinstance(value, dict):
                 value["node"] = requirement.target

@@ -557,7 +557,8 @@ def test_a_requirement_is_fulfilled_by_the_one_template_that_matches(tmp_path, r
 
 
 def test_a_node_filter_reads_the_inputs_given(tmp_path):
-    wanted = "{ node_filter: { capabilities: [ { host: { properties: [ { num_cpus: { greater_or_equal: 8 } } ] } } ] } }"
+    wanted = ("{ node_filter: { capabilities: [ { host: { properties: "
+              "[ { num_cpus: { greater_or_equal: 8 } } ] } } ] } }")
     assert loads(tmp_path, SERVERS % wanted, {"big_cpus": 32}).nodes["app"].requirements[0].target == "big"
     found = problems(tmp_path, SERVERS % wanted, {"big_cpus": 4})
     find(found, "node_templates.app.requirements[0]", "none of the topology's is a node")
