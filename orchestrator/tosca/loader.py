@@ -16,6 +16,7 @@ from orchestrator.tosca import csar
 from orchestrator.tosca.build import NodeBuilder
 from orchestrator.tosca.requirements import requirement_cycle
 from orchestrator.gcpause import paused_gc
+from orchestrator.tosca.datavalues import data_value_problems
 from orchestrator.tosca.imports import collect_imports, version_problem
 from orchestrator.tosca.inputs import parse_input_definitions, resolve_input_values
 from orchestrator.tosca.names import use_full_names
@@ -176,6 +177,12 @@ def _load_template(template: Path, given_path: str, given_inputs: Mapping[str, A
         {name: d for name, d in definitions.items() if name not in needs_inputs}, given_inputs, file_name,
         "topology_template.inputs")
     problems += value_problems
+    problems += [Problem(file_name, place, message)
+                 for name, definition in definitions.items()
+                 if name in input_values and registry.knows(definition.type)
+                 and registry.data_type_base(definition.type)[0] is None
+                 for place, message in data_value_problems(input_values[name], definition.type, registry,
+                                                           f"topology_template.inputs.{name}")]
 
     workflow_input_names = _workflow_input_names(workflows_raw)
     builder = NodeBuilder(registry, file_name, base_dir, topology_raw.get("relationship_templates") or {},

@@ -811,3 +811,32 @@ def test_a_duplicate_mapping_key_is_refused(tmp_path):
             server: { type: tosca.nodes.Root }
         """, via=check)
     find(found, None, "duplicate key 'server'")
+
+
+def test_an_input_of_a_complex_data_type_is_checked_against_its_properties(tmp_path):
+    text = """
+        data_types:
+          my.Place:
+            derived_from: tosca.datatypes.Root
+            properties:
+              path: { type: string }
+              port: { type: PortDef, required: false }
+              tags: { type: list, entry_schema: { type: integer }, required: false }
+              login: { type: tosca.datatypes.Credential, required: false }
+        topology_template:
+          inputs:
+            place: { type: my.Place }
+          node_templates:
+            other: { type: tosca.nodes.Root }
+        """
+    good = {"path": "/data", "port": 22, "tags": [1, 2], "login": {"user": "ann", "token": "s3cret"}}
+    assert loads(tmp_path, text, {"place": good}).input_values["place"] == good
+    found = problems(tmp_path, text, {"place": {"port": 70000, "colour": "red", "tags": ["x"],
+                                                "login": {"user": "ann"}}})
+    where = "topology_template.inputs.place"
+    find(found, f"{where}.colour", "my.Place has no property 'colour'")
+    find(found, f"{where}.path", "the required property 'path' of my.Place is missing")
+    find(found, f"{where}.port", "in_range")
+    find(found, f"{where}.tags[0]", "expected a integer")
+    find(found, f"{where}.login.token", "the required property 'token' of tosca.datatypes.Credential is missing")
+    assert not any("s3cret" in p.message or "70000" in p.message for p in found)
