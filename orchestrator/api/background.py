@@ -15,6 +15,7 @@ from typing import Any
 
 from orchestrator.api.core import Core
 from orchestrator.api.records import DeployStart, Result
+from orchestrator.engine.operations import LoginAs
 
 
 @dataclass
@@ -98,7 +99,7 @@ class Background(Core):
                                                                       on_start=on_start))
 
     def start_run(self, name: str, workflow: str | None, inputs: Mapping[str, Any], *, resume: str | None = None,
-                  reporter=None) -> Work:
+                  reporter=None, login: LoginAs | None = None) -> Work:
         return self._start("run", name,
                            lambda api, cancel, on_start: api.run(name, workflow, inputs, resume=resume, cancel=cancel,
-                                                                 reporter=reporter, on_start=on_start))
+                                                                 reporter=reporter, on_start=on_start, login=login))

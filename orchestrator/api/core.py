@@ -13,7 +13,7 @@ from orchestrator.credentials import CredentialError, CredentialStore
 from orchestrator.credentials.reader import secret_reader
 from orchestrator.credentials.sealed import unseal
 from orchestrator.engine.evaluate import evaluate
-from orchestrator.engine.operations import Evaluation
+from orchestrator.engine.operations import Evaluation, LoginAs
 from orchestrator.engine.scheduler import Reporter, RetryPolicy, Scheduler
 from orchestrator.executors.base import Executor
 from orchestrator.functions import FunctionError
@@ -104,7 +104,8 @@ class Core:
         return self._load_for_deployment(deployment.name, deployment.topology_path,
                                          self._unsealed(deployment.inputs), False, reuse=True)
 
-    def _evaluation(self, name: str, topology: Topology, inputs: Mapping[str, Any] | None = None) -> Evaluation:
+    def _evaluation(self, name: str, topology: Topology, inputs: Mapping[str, Any] | None = None,
+                    login: LoginAs | None = None) -> Evaluation:
         effective = dict(topology.input_values)
         effective.update(inputs or {})
         directory = self._deployment_dir(name)
@@ -113,7 +114,7 @@ class Core:
                           read_attribute=lambda node, attr: self.store.attribute(name, node, attr),
                           read_operation_output=lambda node, op, out: self.store.operation_output(name, node, op, out),
                           read_secret=secret_reader(CredentialStore(self.home)),
-                          deployment_dir=str(directory))
+                          deployment_dir=str(directory), login=login)
 
     @contextlib.contextmanager
     def _executor(self) -> Iterator[Executor]:
@@ -125,9 +126,9 @@ class Core:
 
     def _scheduler(self, name: str, topology: Topology, execution_id: str, executor: Executor,
                    reporter: Reporter | None, cancel: threading.Event | None, skip=None,
-                   inputs: Mapping[str, Any] | None = None) -> Scheduler:
+                   inputs: Mapping[str, Any] | None = None, login: LoginAs | None = None) -> Scheduler:
         # a cancel asked by id (from this process or another) reaches the run through the store
-        return Scheduler(self.store, executor, self._evaluation(name, topology, inputs),
+        return Scheduler(self.store, executor, self._evaluation(name, topology, inputs, login),
                          execution_id, workers=self.workers, reporter=reporter, cancel=cancel,
                          retry_policy=retry_policy(topology), skip=skip,
                          should_cancel=lambda: self.store.cancel_requested(execution_id))

@@ -13,6 +13,7 @@ from orchestrator.api.deploying import new_execution_id
 from orchestrator.api.records import Outcome, Result
 from orchestrator.credentials.sealed import seal
 from orchestrator.engine import jobs
+from orchestrator.engine.operations import LoginAs
 from orchestrator.engine.scheduler import Reporter
 from orchestrator.model import UsageError
 from orchestrator.plan.workflows import WorkflowError, default_workflow, workflow_plan
@@ -28,8 +29,9 @@ def _require_deployed(deployment: Deployment) -> None:
 class Running(Core):
     def run(self, name: str, workflow: str | None, inputs: Mapping[str, Any], *, resume: str | None = None,
             reporter: Reporter | None = None, cancel: threading.Event | None = None,
-            on_start: Callable[[str], None] | None = None) -> Result:
-        """Run a workflow of a deployed topology (its one custom workflow by default)."""
+            on_start: Callable[[str], None] | None = None, login: LoginAs | None = None) -> Result:
+        """Run a workflow of a deployed topology (its one custom workflow by default). login: reach every
+        host as this orch credential (a scientist's own key) instead of the topology's credentials."""
         with self._executor() as executor:  # first: Ansible warms up while the topology loads
             deployment = self._existing(name)
             # a deploy or undeploy at work explains the status better than the status itself
@@ -67,7 +69,7 @@ class Running(Core):
                     on_start(execution_id)
                 self.store.add_event(name, execution_id, "execution", f"workflow {workflow} started")
                 outcome = Outcome.of(self._scheduler(name, topology, execution_id, executor, reporter, cancel,
-                                                     inputs=workflow_inputs).run(graph, done))
+                                                     inputs=workflow_inputs, login=login).run(graph, done))
                 error = "; ".join(str(f) for f in outcome.failures) or None
                 status = (ExecutionStatus.DONE if outcome.ok else
                           ExecutionStatus.CANCELLED if outcome.cancelled else ExecutionStatus.FAILED)

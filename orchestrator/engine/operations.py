@@ -15,6 +15,12 @@ from orchestrator.functions import FunctionError, compute_host
 from orchestrator.model import LOCALHOST, ORCHESTRATOR, NodeTemplate, Operation, Step, Topology
 
 
+@dataclass(frozen=True)
+class LoginAs:
+    credential: str
+    user: str | None = None
+
+
 class StepError(Exception):
     """A step could not even be prepared (an input or a host address could not be evaluated)."""
 
@@ -43,6 +49,9 @@ class Evaluation:
     read_operation_output: Callable[[str, str, str], Any]
     read_secret: Callable[[str, str | None], Any] | None = None
     deployment_dir: str = ""
+    # an execution run with someone's own key (the service's scientists): every Compute is reached as
+    # this orch credential, as its user when the credential names one, whatever the topology's endpoint says
+    login: LoginAs | None = None
 
     def context(self, node: str | None, source: str | None = None, target: str | None = None) -> Context:
         return Context(self.topology, node, self.inputs, self.read_attribute, self.read_operation_output,
@@ -141,6 +150,9 @@ def target_of(host_node: str | None, ev: Evaluation) -> Target:
         raise FunctionError(f"host '{host_node}' has no public_address or private_address")
     endpoint = evaluate(dict(compute.capabilities.get("endpoint") or {}), context)
     credential = endpoint.get("credential") or {}
+    if ev.login is not None:
+        credential = {"user": ev.login.user or credential.get("user"), "token_type": "orch_credential",
+                      "token": ev.login.credential}
     token_type = credential.get("token_type", "private_key")
     key_file = credential.get("token") if token_type == "private_key" else None
     # token_type orch_credential: the token names a credential of `orch credentials`

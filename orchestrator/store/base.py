@@ -120,6 +120,46 @@ class Lock:
     execution_id: str | None = None
 
 
+@dataclass(frozen=True)
+class User:
+    """A user of the service. Their token is kept only as a hash."""
+
+    name: str
+    admin: bool
+    created: float
+
+
+@dataclass(frozen=True)
+class Exposed:
+    """A deployed workflow offered to the service's users under a public name (app@environment@workflow)."""
+
+    name: str
+    deployment: str
+    workflow: str
+    created: float
+
+
+@dataclass(frozen=True)
+class UserKey:
+    """A user's SSH key: an orch credential (private key encrypted at rest, or in Vault) that is theirs."""
+
+    id: str
+    user: str
+    credential: str
+    created: float
+
+
+@dataclass(frozen=True)
+class UserExecution:
+    """An execution started through the service: whose it is, of which exposed workflow, with which key."""
+
+    execution_id: str
+    user: str
+    exposed: str
+    key_id: str | None
+    created: float
+
+
 class Store(Protocol):
     # deployments
     def create_or_update_deployment(self, name: str, topology_path: str, template_file: str,
@@ -173,5 +213,19 @@ class Store(Protocol):
                   node: str | None = None, operation: str | None = None,
                   data: dict[str, Any] | None = None) -> None: ...
     def events(self, deployment: str, execution_id: str | None = None, after_id: int = 0) -> list[Event]: ...
+
+    # the service: users, exposed workflows, what belongs to whom
+    def add_user(self, name: str, token_hash: str, admin: bool) -> None: ...
+    def user_by_token_hash(self, token_hash: str) -> User | None: ...
+    def users(self) -> list[User]: ...
+    def delete_user(self, name: str) -> None: ...
+    def expose(self, name: str, deployment: str, workflow: str) -> None: ...
+    def unexpose(self, name: str) -> None: ...
+    def exposed(self) -> list[Exposed]: ...
+    def add_user_key(self, key_id: str, user: str, credential: str) -> None: ...
+    def user_keys(self, user: str) -> list[UserKey]: ...
+    def delete_user_key(self, key_id: str) -> None: ...
+    def add_user_execution(self, execution_id: str, user: str, exposed: str, key_id: str | None) -> None: ...
+    def user_executions(self, user: str | None = None) -> list[UserExecution]: ...
 
     def close(self) -> None: ...

@@ -18,10 +18,22 @@ from typing import Any
 from orchestrator.home import default_home
 from orchestrator.owner import OwnerToken
 from orchestrator.scratch import process_start_time
-from orchestrator.store.base import Deployment, DeploymentBusy, Event, Execution, Lock, OperationRun, StoreError
+from orchestrator.store.base import (
+    Deployment,
+    DeploymentBusy,
+    Event,
+    Execution,
+    Exposed,
+    Lock,
+    OperationRun,
+    StoreError,
+    User,
+    UserExecution,
+    UserKey,
+)
 
-__all__ = ["Deployment", "DeploymentBusy", "Event", "Execution", "Lock", "OperationRun", "SqliteStore", "Store",
-           "StoreError", "default_home", "process_start_time"]
+__all__ = ["Deployment", "DeploymentBusy", "Event", "Execution", "Exposed", "Lock", "OperationRun", "SqliteStore",
+           "Store", "StoreError", "User", "UserExecution", "UserKey", "default_home", "process_start_time"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS deployments (
@@ -103,6 +115,32 @@ CREATE TABLE IF NOT EXISTS events (
   data TEXT
 );
 CREATE INDEX IF NOT EXISTS events_by_execution ON events (deployment, execution_id, id);
+CREATE TABLE IF NOT EXISTS users (
+  name TEXT PRIMARY KEY,
+  token_hash TEXT NOT NULL UNIQUE,
+  admin INTEGER NOT NULL,
+  created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS exposed (
+  name TEXT PRIMARY KEY,
+  deployment TEXT NOT NULL,
+  workflow TEXT NOT NULL,
+  created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS user_keys (
+  id TEXT PRIMARY KEY,
+  user TEXT NOT NULL,
+  credential TEXT NOT NULL,
+  created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS user_executions (
+  execution_id TEXT PRIMARY KEY,
+  user TEXT NOT NULL,
+  exposed TEXT NOT NULL,
+  key_id TEXT,
+  created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS user_executions_by_user ON user_executions (user, created);
 """
 
 
@@ -391,6 +429,65 @@ class SqliteStore:
         return [Event(r["id"], r["execution_id"], r["ts"], r["kind"], r["node"], r["operation"], r["message"],
                       json.loads(r["data"]) if r["data"] else None)
                 for r in self._query(sql + " ORDER BY id", args)]
+
+    # -- the service: users, exposed workflows, what belongs to whom ------------------------------
+
+    def add_user(self, name: str, token_hash: str, admin: bool) -> None:
+        with self._tx() as c:
+            if c.execute("SELECT 1 FROM users WHERE name=?", (name,)).fetchone():
+                raise StoreError(f"user '{name}' exists")
+            c.execute("INSERT INTO users (name, token_hash, admin, created) VALUES (?,?,?,?)",
+                      (name, token_hash, int(admin), time.time()))
+
+    def user_by_token_hash(self, token_hash: str) -> User | None:
+        rows = self._query("SELECT * FROM users WHERE token_hash=?", (token_hash,))
+        return User(rows[0]["name"], bool(rows[0]["admin"]), rows[0]["created"]) if rows else None
+
+    def users(self) -> list[User]:
+        return [User(r["name"], bool(r["admin"]), r["created"])
+                for r in self._query("SELECT * FROM users ORDER BY name")]
+
+    def delete_user(self, name: str) -> None:
+        with self._tx() as c:
+            c.execute("DELETE FROM users WHERE name=?", (name,))
+
+    def expose(self, name: str, deployment: str, workflow: str) -> None:
+        with self._tx() as c:
+            c.execute("INSERT OR REPLACE INTO exposed (name, deployment, workflow, created) VALUES (?,?,?,?)",
+                      (name, deployment, workflow, time.time()))
+
+    def unexpose(self, name: str) -> None:
+        with self._tx() as c:
+            c.execute("DELETE FROM exposed WHERE name=?", (name,))
+
+    def exposed(self) -> list[Exposed]:
+        return [Exposed(r["name"], r["deployment"], r["workflow"], r["created"])
+                for r in self._query("SELECT * FROM exposed ORDER BY name")]
+
+    def add_user_key(self, key_id: str, user: str, credential: str) -> None:
+        with self._tx() as c:
+            c.execute("INSERT INTO user_keys (id, user, credential, created) VALUES (?,?,?,?)",
+                      (key_id, user, credential, time.time()))
+
+    def user_keys(self, user: str) -> list[UserKey]:
+        return [UserKey(r["id"], r["user"], r["credential"], r["created"])
+                for r in self._query("SELECT * FROM user_keys WHERE user=? ORDER BY created", (user,))]
+
+    def delete_user_key(self, key_id: str) -> None:
+        with self._tx() as c:
+            c.execute("DELETE FROM user_keys WHERE id=?", (key_id,))
+
+    def add_user_execution(self, execution_id: str, user: str, exposed: str, key_id: str | None) -> None:
+        with self._tx() as c:
+            c.execute("INSERT OR REPLACE INTO user_executions (execution_id, user, exposed, key_id, created)"
+                      " VALUES (?,?,?,?,?)", (execution_id, user, exposed, key_id, time.time()))
+
+    def user_executions(self, user: str | None = None) -> list[UserExecution]:
+        sql, args = "SELECT * FROM user_executions", ()
+        if user is not None:
+            sql, args = sql + " WHERE user=?", (user,)
+        return [UserExecution(r["execution_id"], r["user"], r["exposed"], r["key_id"], r["created"])
+                for r in self._query(sql + " ORDER BY created", args)]
 
     def integrity_ok(self) -> bool:
         return self._query("PRAGMA integrity_check")[0][0] == "ok"

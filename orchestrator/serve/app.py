@@ -1,0 +1,237 @@
+"""The REST API: thin routes over orchestrator.api. Every route names its user (a Bearer token); a user
+reaches only their own keys and executions (another user's id is 404); admins manage users and what is
+exposed. Executions run in the background of this process; their state lives in the store, so a
+restarted server finds those that were running and watches their jobs again."""
+
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import asynccontextmanager
+from importlib.metadata import version
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from orchestrator.api import (
+    CredentialError,
+    DeploymentBusy,
+    LoadError,
+    NotFound,
+    Orchestrator,
+    Refused,
+    UsageError,
+    User,
+    Work,
+)
+from orchestrator.serve import models
+
+API = "/api/v1"
+FOLLOW_POLL = 0.2
+
+
+class Server:
+    """The state one server process keeps beside the store: the work it runs, by execution id."""
+
+    def __init__(self, home: Path, data_roots: tuple[Path, ...]):
+        self.api = Orchestrator(home)
+        self.api.data_roots = data_roots
+        self.works: dict[str, Work] = {}
+        self.lock = threading.Lock()
+
+    def keep(self, work: Work) -> None:
+        with self.lock:
+            self.works = {i: w for i, w in self.works.items() if w.running}
+            self.works[work.execution_id] = work
+
+    def resume_interrupted(self) -> list[str]:
+        """Executions of the service left running by a server that died: resumed, their submitted jobs
+        watched again (not submitted again)."""
+        resumed = []
+        for owned in self.api.store.user_executions():
+            try:
+                view = self.api.user_execution(self._user(owned.user), owned.execution_id, detail=False)
+            except (UsageError, CredentialError):
+                continue
+            if view.status != "interrupted":
+                continue
+            try:
+                self.keep(self.api.resume_user_execution(self._user(owned.user), owned.execution_id))
+                resumed.append(owned.execution_id)
+            except (UsageError, LoadError, DeploymentBusy, CredentialError):
+                continue  # left interrupted: `orch run --resume` or a later restart takes it up
+        return resumed
+
+    def _user(self, name: str) -> User:
+        return next(u for u in self.api.users() if u.name == name)
+
+
+def create_app(home: Path, data_roots: tuple[Path, ...] = (), *, resume: bool = True) -> FastAPI:
+    server = Server(home, tuple(Path(r) for r in data_roots))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if resume:
+            app.state.resumed = server.resume_interrupted()
+        yield
+
+    app = FastAPI(title="orch", version=version("orch"), lifespan=lifespan,
+                  description="HPC Workflows as a Service: run registered workflows with your own credentials.")
+    app.state.server = server
+    app.state.resumed = []
+    bearer = HTTPBearer(auto_error=False)
+
+    def current_user(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> User:
+        user = server.api.authenticate(credentials.credentials if credentials else None)
+        if user is None:
+            raise HTTPException(401, "a valid token is needed: Authorization: Bearer <token>",
+                                headers={"WWW-Authenticate": "Bearer"})
+        return user
+
+    def current_admin(user: Annotated[User, Depends(current_user)]) -> User:
+        if not user.admin:
+            raise HTTPException(403, "an admin's token is needed")
+        return user
+
+    UserDep = Annotated[User, Depends(current_user)]
+    AdminDep = Annotated[User, Depends(current_admin)]
+
+    @app.exception_handler(NotFound)
+    async def not_found(request: Request, exc: NotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(Refused)
+    async def refused(request: Request, exc: Refused) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    @app.exception_handler(LoadError)
+    async def bad_inputs(request: Request, exc: LoadError) -> JSONResponse:
+        return JSONResponse({"detail": "; ".join(str(p) for p in exc.problems)}, status_code=422)
+
+    @app.exception_handler(DeploymentBusy)
+    async def busy(request: Request, exc: DeploymentBusy) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    @app.exception_handler(UsageError)
+    async def usage(request: Request, exc: UsageError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    @app.exception_handler(CredentialError)
+    async def credential(request: Request, exc: CredentialError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    # -- workflows -------------------------------------------------------------------------------
+
+    @app.get(f"{API}/workflows", response_model=list[models.WorkflowOut], tags=["workflows"])
+    def workflows(user: UserDep) -> list[models.WorkflowOut]:
+        return [models.WorkflowOut(name=w.name, description=w.description,
+                                   inputs=[models.InputSchemaOut(**_fields(i)) for i in w.inputs])
+                for w in server.api.workflows()]
+
+    # -- ssh keys --------------------------------------------------------------------------------
+
+    @app.post(f"{API}/ssh_keys", response_model=models.KeyOut, status_code=201, tags=["ssh keys"])
+    def create_key(user: UserDep, body: models.KeyIn | None = None) -> models.KeyOut:
+        return _key(server.api.create_user_key(user, cluster_user=body.cluster_user if body else None))
+
+    @app.get(f"{API}/ssh_keys", response_model=list[models.KeyOut], tags=["ssh keys"])
+    def keys(user: UserDep) -> list[models.KeyOut]:
+        return [_key(k) for k in server.api.user_keys(user)]
+
+    @app.delete(f"{API}/ssh_keys/{{key_id}}", status_code=204, tags=["ssh keys"])
+    def delete_key(user: UserDep, key_id: str) -> None:
+        server.api.delete_user_key(user, key_id)
+
+    # -- executions ------------------------------------------------------------------------------
+
+    @app.post(f"{API}/executions", response_model=models.ExecutionCreated, status_code=202, tags=["executions"])
+    def start(user: UserDep, body: models.ExecutionIn) -> models.ExecutionCreated:
+        work = server.api.start_user_execution(user, body.workflow, body.inputs, body.ssh_key)
+        server.keep(work)
+        return models.ExecutionCreated(id=work.execution_id)
+
+    @app.get(f"{API}/executions", response_model=list[models.ExecutionOut], tags=["executions"])
+    def executions(user: UserDep, workflow: str | None = None) -> list[models.ExecutionOut]:
+        return [_execution(v) for v in server.api.user_executions(user, workflow)]
+
+    @app.get(f"{API}/executions/{{execution_id}}", response_model=models.ExecutionOut, tags=["executions"])
+    def execution(user: UserDep, execution_id: str) -> models.ExecutionOut:
+        return _execution(server.api.user_execution(user, execution_id))
+
+    @app.get(f"{API}/executions/{{execution_id}}/logs", response_model=list[models.EventOut], tags=["executions"],
+             responses={200: {"content": {"text/event-stream": {}}}})
+    def logs(user: UserDep, execution_id: str, after: Annotated[int, Query(ge=0)] = 0,
+             accept: Annotated[str | None, Header()] = None,
+             last_event_id: Annotated[str | None, Header()] = None):
+        if accept and "text/event-stream" in accept:
+            start_after = int(last_event_id) if last_event_id and last_event_id.isdigit() else after
+            events = server.api.follow_user_execution(user, execution_id, start_after, FOLLOW_POLL)
+            return StreamingResponse(_sse(events), media_type="text/event-stream",
+                                     headers={"Cache-Control": "no-store"})
+        return [_event(e) for e in server.api.user_events(user, execution_id, after)]
+
+    @app.delete(f"{API}/executions/{{execution_id}}", response_model=models.CancelOut, status_code=202,
+                tags=["executions"])
+    def cancel(user: UserDep, execution_id: str) -> models.CancelOut:
+        return models.CancelOut(id=execution_id, status=server.api.cancel_user_execution(user, execution_id))
+
+    @app.get(f"{API}/executions/{{execution_id}}/results", response_model=models.ResultsOut, tags=["executions"])
+    def results(user: UserDep, execution_id: str) -> models.ResultsOut:
+        view = server.api.user_execution(user, execution_id, detail=False)
+        return models.ResultsOut(execution=view.id, status=view.status, outputs=view.outputs or {})
+
+    @app.get(f"{API}/executions/{{execution_id}}/results/{{output}}", tags=["executions"],
+             responses={200: {"content": {"application/octet-stream": {}}}})
+    def result_file(user: UserDep, execution_id: str, output: str) -> FileResponse:
+        path = server.api.user_result_file(user, execution_id, output)
+        return FileResponse(path, filename=path.name)
+
+    # -- admin -----------------------------------------------------------------------------------
+
+    @app.post(f"{API}/admin/users", response_model=models.UserCreated, status_code=201, tags=["admin"])
+    def create_user(admin: AdminDep, body: models.UserIn) -> models.UserCreated:
+        token = server.api.create_user(body.name, admin=body.admin)
+        return models.UserCreated(name=body.name, admin=body.admin, token=token)
+
+    @app.get(f"{API}/admin/users", response_model=list[models.UserOut], tags=["admin"])
+    def users(admin: AdminDep) -> list[models.UserOut]:
+        return [models.UserOut(name=u.name, admin=u.admin) for u in server.api.users()]
+
+    @app.post(f"{API}/admin/exposed", response_model=models.ExposedOut, status_code=201, tags=["admin"])
+    def expose(admin: AdminDep, body: models.ExposeIn) -> models.ExposedOut:
+        exposed = server.api.expose(body.deployment, body.workflow, body.name)
+        return models.ExposedOut(name=exposed.name, deployment=exposed.deployment, workflow=exposed.workflow)
+
+    return app
+
+
+def _fields(record) -> dict:
+    from dataclasses import asdict
+
+    return asdict(record)
+
+
+def _key(view) -> models.KeyOut:
+    return models.KeyOut(id=view.id, public_key=view.public_key, fingerprint=view.fingerprint, created=view.created,
+                         cluster_user=view.user)
+
+
+def _execution(view) -> models.ExecutionOut:
+    return models.ExecutionOut(
+        id=view.id, workflow=view.workflow, status=view.status, started=view.started, ended=view.ended,
+        inputs=view.inputs, outputs=view.outputs, error=view.error, ssh_key=view.key,
+        steps=[models.StepOut(**_fields(s)) for s in view.steps], edges=[list(e) for e in view.edges])
+
+
+def _event(event) -> models.EventOut:
+    return models.EventOut(id=event.id, ts=event.ts, kind=event.kind, node=event.node, operation=event.operation,
+                           message=event.message)
+
+
+def _sse(events: Iterator) -> Iterator[str]:
+    for event in events:
+        yield f"id: {event.id}\nevent: {event.kind}\ndata: {json.dumps(_event(event).model_dump())}\n\n"
+    yield "event: end\ndata: {}\n\n"

@@ -1,0 +1,125 @@
+"""The REST API's request and reply bodies (pydantic): the OpenAPI document is generated from them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class InputSchemaOut(BaseModel):
+    name: str
+    type: str
+    required: bool
+    default: Any = None
+    has_default: bool
+    description: str
+    constraints: list[dict[str, Any]]
+
+
+class WorkflowOut(BaseModel):
+    name: str = Field(description="app@environment@workflow")
+    description: str
+    inputs: list[InputSchemaOut]
+
+
+class KeyIn(Strict):
+    cluster_user: str | None = Field(default=None, max_length=64, pattern=r"^[a-z_][a-z0-9_.-]*$",
+                                     description="The account on the cluster this key logs in as.")
+
+
+class KeyOut(BaseModel):
+    id: str
+    public_key: str
+    fingerprint: str
+    created: str
+    cluster_user: str | None
+
+
+class ExecutionIn(Strict):
+    workflow: str = Field(min_length=1, max_length=200)
+    inputs: dict[str, str | int | float | bool | list[str] | None] = Field(default_factory=dict)
+    ssh_key: str | None = Field(default=None, max_length=64, description="The id of one of your ssh keys.")
+
+
+class ExecutionCreated(BaseModel):
+    id: str
+
+
+class StepOut(BaseModel):
+    id: str
+    node: str
+    operation: str | None
+    status: str
+    started: float | None
+    ended: float | None
+
+
+class ExecutionOut(BaseModel):
+    id: str
+    workflow: str
+    status: str
+    started: float
+    ended: float | None
+    inputs: dict[str, Any]
+    outputs: dict[str, Any] | None
+    error: str | None
+    ssh_key: str | None
+    steps: list[StepOut] = []
+    edges: list[list[str]] = []
+
+
+class EventOut(BaseModel):
+    id: int
+    ts: float
+    kind: str
+    node: str | None
+    operation: str | None
+    message: str
+
+
+class ResultsOut(BaseModel):
+    execution: str
+    status: str
+    outputs: dict[str, Any]
+
+
+class CancelOut(BaseModel):
+    id: str
+    status: str
+
+
+class UserIn(Strict):
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    admin: bool = False
+
+
+class UserCreated(BaseModel):
+    name: str
+    admin: bool
+    token: str = Field(description="Shown once: only its hash is kept.")
+
+
+class UserOut(BaseModel):
+    name: str
+    admin: bool
+
+
+class ExposeIn(Strict):
+    deployment: str = Field(min_length=1, max_length=200)
+    workflow: str = Field(min_length=1, max_length=200)
+    name: str | None = Field(default=None, min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.@-]+$")
+
+
+class ExposedOut(BaseModel):
+    name: str
+    deployment: str
+    workflow: str
+
+
+class Problem(BaseModel):
+    detail: str
