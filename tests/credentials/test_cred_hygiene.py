@@ -1,6 +1,7 @@
 """Secrets hygiene: a private key or the master key never reaches a file other than master.key (the
 stored file holds ciphertext only), a repr(), a log record, an exception, a command line or the
-CLI's output."""
+CLI's output. With Vault (a real OpenBao dev server, conftest's `bao`), neither the private key nor the
+Vault token does."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import traceback
 from pathlib import Path
 
 import pytest
+from bao_server import BaoServer, KvMount
 from click.testing import CliRunner
 from leaks import files_containing, leak_needles
 
@@ -40,11 +42,14 @@ def test_no_file_but_master_key_holds_the_private_key(store: CredentialStore, ho
     assert files_containing(home, master_needles(home), skip={"master.key"}) == []
 
 
+ADD_GROUP = ("import sys; from orchestrator.cli import cli, main; "
+             "from orchestrator.cli.credentials import credentials; "
+             "'credentials' in cli.commands or cli.add_command(credentials); main(sys.argv[1:])")
+
+
 def test_no_file_holds_the_private_key_after_cli_use(home: Path) -> None:
     """Through the real entry point in a separate process, so whatever it writes is on disk to search."""
-    add_group = ("import sys; from orchestrator.cli import cli, main; "
-                 "from orchestrator.cli.credentials import credentials; "
-                 "'credentials' in cli.commands or cli.add_command(credentials); main(sys.argv[1:])")
+    add_group = ADD_GROUP
     for args in (["create", "cluster"], ["list"], ["list", "--json"], ["verify", "cluster"], ["show", "cluster"]):
         result = subprocess.run([sys.executable, "-c", add_group, "--home", str(home), "credentials", *args],
                                 capture_output=True, cwd=REPO, timeout=60, check=True)
@@ -66,7 +71,7 @@ def test_reprs_hold_no_secret(store: CredentialStore, home: Path) -> None:
     assert "key=" not in repr(key)
 
 
-def test_vault_reprs_hold_no_token(vault_store: CredentialStore, vault) -> None:
+def test_vault_reprs_hold_no_token(vault_store: CredentialStore, vault: KvMount) -> None:
     vault_store.create("cluster")
     for text in (repr(vault_store), repr(vault_store.backend), repr(vault_store.backend.config)):
         assert vault.token not in text
@@ -84,7 +89,7 @@ def test_logs_hold_no_secret(store: CredentialStore, home: Path, caplog: pytest.
     assert not any(n.decode("latin-1") in caplog.text for n in needles)
 
 
-def test_vault_logs_hold_no_secret_or_token(vault_store: CredentialStore, vault,
+def test_vault_logs_hold_no_secret_or_token(vault_store: CredentialStore, vault: KvMount,
                                             caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)  # urllib3 and hvac log requests at DEBUG
     vault_store.create("cluster")
@@ -93,6 +98,56 @@ def test_vault_logs_hold_no_secret_or_token(vault_store: CredentialStore, vault,
     assert caplog.records, "expected urllib3 debug records to search"
     assert vault.token not in caplog.text
     assert not any(n.decode("latin-1") in caplog.text for n in leak_needles(pem))
+
+
+def test_vault_cli_output_holds_no_secret_or_token(home: Path, vault: KvMount, tmp_path: Path) -> None:
+    """The real entry point in a process of its own, the token in its environment (never its arguments)."""
+    env = {**os.environ, "ORCH_VAULT_ADDR": vault.address, "ORCH_VAULT_TOKEN": vault.token,
+           "ORCH_VAULT_MOUNT": vault.mount}
+    outputs = []
+    for args in (["create", "cluster"], ["list"], ["list", "--json"], ["verify", "cluster"], ["show", "cluster"]):
+        result = subprocess.run([sys.executable, "-c", ADD_GROUP, "--home", str(home), "credentials", *args],
+                                capture_output=True, cwd=REPO, env=env, timeout=60)
+        assert result.returncode == 0, (args, result.stderr)
+        outputs.append(result.stdout + result.stderr)
+    pem = vault.read("orch/credentials/cluster")["private_key"].encode()
+    for output in outputs:
+        assert vault.token.encode() not in output
+        assert not any(n in output for n in leak_needles(pem))
+    assert not home.exists() or files_containing(home, [*leak_needles(pem), vault.token.encode()]) == []
+
+
+def test_vault_operations_start_no_process(vault_store: CredentialStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """hvac talks HTTP from this process: no command line can carry the token or the key."""
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"a process was started: {args[:1]}")
+
+    for name in ("execv", "execve", "execvp", "execvpe", "posix_spawn", "posix_spawnp", "fork", "system"):
+        if hasattr(os, name):
+            monkeypatch.setattr(os, name, refuse)
+    monkeypatch.setattr(subprocess, "Popen", refuse)
+    vault_store.create("cluster")
+    vault_store.verify("cluster")
+    with vault_store.key_file("cluster"):
+        pass
+    vault_store.list()
+    vault_store.delete("cluster")
+
+
+def test_the_test_server_keeps_its_token_off_its_command_line_and_log(bao: BaoServer, vault: KvMount,
+                                                                      vault_store: CredentialStore) -> None:
+    """The OpenBao dev server the tests start: its root token goes through the environment, and its output
+    (which prints the token at start) reaches server.log without it."""
+    vault_store.create("cluster")
+    pem = vault_store.private_key("cluster")
+    cmdline = Path(f"/proc/{bao.pid}/cmdline").read_bytes()
+    assert b"server\0-dev\0" in cmdline  # the right process
+    assert bao.root_token.encode() not in cmdline and vault.token.encode() not in cmdline
+    log = bao.log_text()
+    assert "Root Token: (left out" in log  # the banner was seen, and its token line dropped
+    for secret in (bao.root_token, vault.token, *(n.decode("latin-1") for n in leak_needles(pem))):
+        assert secret not in log
+    assert list((bao.log.parent / "home").iterdir()) == []  # -dev-no-store-token: no ~/.vault-token
 
 
 def test_decryption_error_holds_no_secret(store: CredentialStore, home: Path) -> None:
