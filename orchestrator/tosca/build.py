@@ -5,15 +5,22 @@ playbooks and artifacts, and malformed function calls (requirements: tosca/requi
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from orchestrator.model import Artifact, NodeTemplate, Operation, Problem
 from orchestrator.tosca.functions import check_call, iter_functions
 from orchestrator.tosca.implementations import ArtifactRef, parse_implementation
 from orchestrator.tosca.matching import Matcher
 from orchestrator.tosca.requirements import RequirementBuilder
-from orchestrator.tosca.types import (TypeRegistry, absolutize_artifact, absolutize_operation,
-                                      interface_short_name, merge_operation, operations_of)
+from orchestrator.tosca.types import (
+    TypeRegistry,
+    absolutize_artifact,
+    absolutize_operation,
+    interface_short_name,
+    merge_operation,
+    operations_of,
+)
 
 NORMATIVE_INTERFACES = {"Standard": "tosca.interfaces.node.lifecycle.Standard",
                         "Configure": "tosca.interfaces.relationship.Configure",

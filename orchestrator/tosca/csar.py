@@ -7,8 +7,8 @@ import shutil
 import stat
 import tempfile
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
-from typing import Iterator
 
 from orchestrator.model import Problem
 from orchestrator.tosca.yamlio import read_yaml

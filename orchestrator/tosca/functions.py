@@ -8,7 +8,7 @@ from typing import Any
 
 from orchestrator.functions import ENTITIES, FUNCTIONS, as_function, iter_functions
 
-__all__ = ["check_call", "as_function", "iter_functions"]
+__all__ = ["as_function", "check_call", "iter_functions"]
 
 
 def check_call(name: str, args: Any, known_inputs: set[str], node_names: set[str], *,

@@ -4,8 +4,9 @@ the node's artifacts, an artifact definition, or `primary`/`dependencies` made o
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from orchestrator.model import Artifact
 from orchestrator.tosca.types import written_form

@@ -4,7 +4,8 @@ only warns about or ignores)."""
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from orchestrator.model import InputDefinition, Problem
 from orchestrator.tosca.functions import as_function

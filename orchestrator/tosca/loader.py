@@ -7,15 +7,15 @@ so the user sees every independent problem at once and no cascade of consequence
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
+from orchestrator.gcpause import paused_gc
 from orchestrator.model import LoadError, Problem, Topology, Validation
 from orchestrator.tosca import csar
 from orchestrator.tosca.build import NodeBuilder
-from orchestrator.tosca.requirements import requirement_cycle
-from orchestrator.gcpause import paused_gc
 from orchestrator.tosca.datavalues import data_value_problems
 from orchestrator.tosca.imports import collect_imports, version_problem
 from orchestrator.tosca.inputs import parse_input_definitions, resolve_input_values
@@ -24,6 +24,7 @@ from orchestrator.tosca.outputs import parse_outputs
 from orchestrator.tosca.parser import check_with_tosca_parser
 from orchestrator.tosca.parser_view import parser_view
 from orchestrator.tosca.policies import group_problems, policies_of, policy_problems
+from orchestrator.tosca.requirements import requirement_cycle
 from orchestrator.tosca.types import TYPE_SECTIONS, TypeRegistry, type_definition_problems
 from orchestrator.tosca.workflows import parse_workflows
 from orchestrator.tosca.yamlio import read_yaml

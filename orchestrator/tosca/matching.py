@@ -5,8 +5,9 @@ topology's own nodes, so there is nowhere else to look."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from orchestrator.functions import as_function
 from orchestrator.tosca.inputs import check_constraints

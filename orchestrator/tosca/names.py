@@ -10,7 +10,8 @@ the phase that reports unknown types to name it as the user wrote it.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from toscaparser.elements.entity_type import EntityType
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from orchestrator.model import Problem
 from orchestrator.tosca.build import PARAMETER_KEYWORDS, value_kind_problem

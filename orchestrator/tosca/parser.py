@@ -6,16 +6,17 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import toscaparser.topology_template as _tp_topology
 import toscaparser.tosca_template as _tp_template
 import toscaparser.triggers as _tp_triggers
 from toscaparser.common.exception import ExceptionCollector
-from toscaparser.functions import Token
 from toscaparser.elements.nodetype import NodeType
 from toscaparser.elements.statefulentitytype import StatefulEntityType
+from toscaparser.functions import Token
 from toscaparser.parameters import Output
 from toscaparser.tosca_template import ToscaTemplate
 from toscaparser.unsupportedtype import UnsupportedType

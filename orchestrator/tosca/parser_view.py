@@ -5,7 +5,8 @@ understands. tosca-parser validates this copy; orch never reads it back."""
 from __future__ import annotations
 
 import copy
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from orchestrator.model import NodeTemplate
 from orchestrator.tosca.types import INTERFACE_KEYWORDS, TYPE_SECTIONS, TypeRegistry
@@ -44,7 +45,8 @@ def parser_view(document: Mapping[str, Any], topology_raw: Mapping[str, Any], im
         for definition in (checked.get(section) or {}).values():
             if isinstance(definition, dict) and isinstance(definition.get("interfaces"), dict):
                 definition["interfaces"] = {
-                    name: _full_interface_type(iface, interface_types) for name, iface in definition["interfaces"].items()}
+                    name: _full_interface_type(iface, interface_types)
+                    for name, iface in definition["interfaces"].items()}
     _long_forms(checked.get("node_types"))
     checked["topology_template"] = dict(topology_raw)
     # Workflow inputs may be read with get_input in node templates (at run time they are given with

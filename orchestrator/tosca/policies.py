@@ -35,13 +35,15 @@ def policy_problems(raw: Any, registry: TypeRegistry, nodes: set[str], groups: s
         entries = []
         for i, entry in enumerate(raw):
             if not isinstance(entry, dict) or len(entry) != 1:
-                return [Problem(file_name, f"topology_template.policies[{i}]", "must be a one-key mapping 'name: policy'")]
+                return [Problem(file_name, f"topology_template.policies[{i}]",
+                                "must be a one-key mapping 'name: policy'")]
             entries.append(next(iter(entry.items())))
     if entries is None:
         return [Problem(file_name, "topology_template.policies", "must be a list of policies")]
     problems: list[Problem] = []
     for i, (name, policy) in enumerate(entries):
-        where = f"topology_template.policies[{i}].{name}" if isinstance(raw, list) else f"topology_template.policies.{name}"
+        where = (f"topology_template.policies[{i}].{name}" if isinstance(raw, list)
+                 else f"topology_template.policies.{name}")
         if not isinstance(policy, dict) or not isinstance(policy.get("type"), str):
             problems.append(Problem(file_name, where, "needs a 'type'"))
             continue

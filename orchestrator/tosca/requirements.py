@@ -4,7 +4,8 @@ A part of NodeBuilder (tosca/build.py), whose problem reporter, type registry an
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import networkx as nx
 

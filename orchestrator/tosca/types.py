@@ -4,8 +4,9 @@ with the inheritance walks tosca-parser does not do for us (operations declared 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping, TypeVar
+from typing import Any, TypeVar
 
 from toscaparser.elements.entity_type import EntityType
 
@@ -30,7 +31,7 @@ class TypeRegistry:
     _walks: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
-    def build(cls, documents: list[tuple[Mapping[str, Any], str]], root: str | None = None) -> "TypeRegistry":
+    def build(cls, documents: list[tuple[Mapping[str, Any], str]], root: str | None = None) -> TypeRegistry:
         """documents: (parsed file, folder it came from), in import order. root: the folder a CSAR was
         unpacked into, for paths that begin with `/`."""
         definitions: dict[str, Mapping[str, Any]] = dict(EntityType.TOSCA_DEF)
@@ -78,7 +79,7 @@ class TypeRegistry:
             parent = self.definitions[name].get("derived_from")
             while isinstance(parent, str) and parent in self.definitions:
                 if parent in chain:
-                    loop = chain[chain.index(parent):] + [parent]
+                    loop = [*chain[chain.index(parent):], parent]
                     if not any(t in loops for t in loop):
                         loops[name] = loop
                     break
@@ -179,7 +180,7 @@ class TypeRegistry:
         return ops
 
 
-def type_definition_problems(document: Mapping[str, Any], registry: "TypeRegistry") -> list[tuple[str, str]]:
+def type_definition_problems(document: Mapping[str, Any], registry: TypeRegistry) -> list[tuple[str, str]]:
     """(place, message) for each type of one file whose parent or interface type no file defines."""
     found: list[tuple[str, str]] = []
     for section in TYPE_SECTIONS:
@@ -204,7 +205,7 @@ def type_definition_problems(document: Mapping[str, Any], registry: "TypeRegistr
     return found
 
 
-def _referenced_type_problems(definition: Mapping[str, Any], registry: "TypeRegistry") -> Iterator[tuple[str, str]]:
+def _referenced_type_problems(definition: Mapping[str, Any], registry: TypeRegistry) -> Iterator[tuple[str, str]]:
     """The types a type definition names for its properties, attributes, capabilities, requirements and
     artifacts, when no file defines them: what a type library is checked for before any template uses it
     (tosca-parser looks at a type only when a template does)."""
@@ -282,7 +283,7 @@ class WrittenPath(str):
 
     written: str
 
-    def __new__(cls, path: str, written: str | None = None) -> "WrittenPath":
+    def __new__(cls, path: str, written: str | None = None) -> WrittenPath:
         made = super().__new__(cls, path)
         made.written = path if written is None else written
         return made

@@ -3,7 +3,8 @@ taken out before parsing and read here, with every problem named by workflow and
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import networkx as nx
 

@@ -23,7 +23,7 @@ class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
     """The fast safe loader, refusing duplicate keys (PyYAML silently keeps the last one, so a
     second node template of the same name would replace the first unseen)."""
 
-    def construct_mapping(self, node, deep=False):  # noqa: ANN001 - PyYAML's signature
+    def construct_mapping(self, node, deep=False):  # PyYAML's signature
         seen: set = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=True)
@@ -36,7 +36,7 @@ class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
                 raise _duplicate_key(key, key_node)
         return super().construct_mapping(node, deep)
 
-    def construct_document(self, node):  # noqa: ANN001 - PyYAML's signature
+    def construct_document(self, node):  # PyYAML's signature
         """A topology is mostly strings, mappings and lists: those are built here directly, which takes a
         third of the time PyYAML's general constructor does (each value through its dispatch and, for
         mappings and lists, a generator); anything else (numbers, booleans, timestamps, merge keys, unknown
@@ -49,7 +49,7 @@ class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
         self.constructed_objects = {}
         return data
 
-    def _plain(self, node):  # noqa: ANN001, ANN202
+    def _plain(self, node):  # ANN202
         if node in self.constructed_objects:
             return self.constructed_objects[node]
         if node.tag == _STR and isinstance(node, yaml.ScalarNode):
@@ -105,7 +105,7 @@ def read_yaml(path: str | Path, what: str = "file") -> tuple[Any, list[Problem]]
 
 def parse_yaml_text(text: str, name: str) -> tuple[Any, list[Problem]]:
     try:
-        doc = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
+        doc = yaml.load(text, Loader=_Loader)  # a safe loader
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         place = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
