@@ -15,6 +15,7 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
 
 from orchestrator.api import (
     CredentialError,
@@ -30,6 +31,7 @@ from orchestrator.api import (
 from orchestrator.serve import models
 
 API = "/api/v1"
+WEB = Path(__file__).with_name("web")
 FOLLOW_POLL = 0.2
 
 
@@ -188,6 +190,14 @@ def create_app(home: Path, data_roots: tuple[Path, ...] = (), *, resume: bool = 
     def result_file(user: UserDep, execution_id: str, output: str) -> FileResponse:
         path = server.api.user_result_file(user, execution_id, output)
         return FileResponse(path, filename=path.name)
+
+    # -- the web page ----------------------------------------------------------------------------
+
+    app.mount("/web", StaticFiles(directory=WEB), name="web")
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(WEB / "index.html")
 
     # -- admin -----------------------------------------------------------------------------------
 

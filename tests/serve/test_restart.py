@@ -4,65 +4,16 @@ it, with the right results. A real server process on loopback, real Ansible, a r
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
+from live_server import Server
 
 from orchestrator.api import Orchestrator
 
-ROOT = Path(__file__).resolve().parents[2]
-JOBS = ROOT / "tests" / "integration" / "data" / "jobs.yaml"
+JOBS = Path(__file__).resolve().parents[1] / "integration" / "data" / "jobs.yaml"
 EXPOSED = "jobs@local@exec_job"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    def __init__(self, home: Path, log: Path):
-        self.home, self.log = home, log
-        self.port = free_port()
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "orchestrator.cli", "--home", str(self.home), "serve", "--port", str(self.port)],
-                cwd=ROOT, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.log.read_text()
-            try:
-                if httpx.get(f"{self.url}/openapi.json", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        raise AssertionError("orch serve did not answer: " + self.log.read_text())
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def kill(self) -> None:
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait()
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 def test_a_server_killed_during_a_job_finishes_it_after_a_restart_without_resubmitting(tmp_path):
