@@ -25,6 +25,7 @@ from orchestrator.model import InputDefinition, Problem, UsageError
 from orchestrator.store.base import DeploymentStatus, Exposed, User, UserExecution, UserKey
 
 TOKEN_BYTES = 32
+VERIFY_LOGIN = Path(__file__).with_name("playbooks") / "verify_login.yaml"
 
 
 class NotFound(UsageError):
@@ -66,6 +67,15 @@ class KeyView:
     fingerprint: str
     created: str
     user: str | None  # the cluster account the key logs in as, if given
+
+
+@dataclass(frozen=True)
+class KeyCheck:
+    """Whether the cluster's hosts let a key in: per host, ok or the reason."""
+
+    key: str
+    ok: bool
+    hosts: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -199,6 +209,29 @@ class Service(Background, Reading, Credentials):
         except CredentialError:
             pass  # already gone: the record goes all the same
         self.store.delete_user_key(key_id)
+
+    def verify_user_key(self, user: User, key_id: str, workflow: str) -> KeyCheck:
+        """Log in with the key to every host of the exposed workflow's site (one SSH login each, nothing
+        changed): does the cluster accept it yet?"""
+        from orchestrator.engine.operations import login_targets
+        from orchestrator.executors.inventory import OperationRequest
+
+        key = self._user_key(user, key_id)
+        exposed = self._exposed(workflow)
+        deployment = self._existing(exposed.deployment)
+        topology = self._stored_topology(deployment)
+        login = LoginAs(key.credential, self.credential(key.credential).user)
+        targets = login_targets(self._evaluation(deployment.name, topology, None, login))
+        requests = [OperationRequest(f"verify_{name}", str(VERIFY_LOGIN), target, {}, f"{name} login")
+                    for name, target in sorted(targets.items()) if not target.is_local]
+        hosts = {name: "local: no login needed" for name, target in targets.items() if target.is_local}
+        if requests:
+            with self._executor() as executor:
+                results = executor.run_batch(requests, timeout=120)
+            for request in requests:
+                result = results[request.alias]
+                hosts[request.target.name] = "ok" if result.ok else (result.message or "refused")
+        return KeyCheck(key_id, all(v == "ok" or v.startswith("local") for v in hosts.values()), hosts)
 
     def _user_key(self, user: User, key_id: str) -> UserKey:
         for key in self.store.user_keys(user.name):

@@ -122,6 +122,18 @@ def context_variables(ev: Evaluation, step: Step, host: str, target_node: str | 
     return variables
 
 
+def login_targets(ev: Evaluation) -> dict[str, Target]:
+    """How each Compute whose address is known is reached (with ev.login, as that credential)."""
+    targets: dict[str, Target] = {}
+    for name, node in ev.topology.nodes.items():
+        if node.is_a("tosca.nodes.Compute"):
+            try:
+                targets[name] = target_of(name, ev)
+            except FunctionError:
+                continue
+    return targets
+
+
 def hosts_inventory(ev: Evaluation) -> dict[str, dict[str, Any]]:
     """Connection variables of every Compute whose address is known, by node name."""
     hosts: dict[str, dict[str, Any]] = {}

@@ -147,6 +147,11 @@ def create_app(home: Path, data_roots: tuple[Path, ...] = (), *, resume: bool = 
     def delete_key(user: UserDep, key_id: str) -> None:
         server.api.delete_user_key(user, key_id)
 
+    @app.post(f"{API}/ssh_keys/{{key_id}}/verify", response_model=models.KeyCheckOut, tags=["ssh keys"])
+    def verify_key(user: UserDep, key_id: str, body: models.VerifyIn) -> models.KeyCheckOut:
+        check = server.api.verify_user_key(user, key_id, body.workflow)
+        return models.KeyCheckOut(id=check.key, ok=check.ok, hosts=check.hosts)
+
     # -- executions ------------------------------------------------------------------------------
 
     @app.post(f"{API}/executions", response_model=models.ExecutionCreated, status_code=202, tags=["executions"])

@@ -40,6 +40,16 @@ class KeyOut(BaseModel):
     cluster_user: str | None
 
 
+class VerifyIn(Strict):
+    workflow: str = Field(min_length=1, max_length=200, description="The exposed workflow whose hosts to try.")
+
+
+class KeyCheckOut(BaseModel):
+    id: str
+    ok: bool
+    hosts: dict[str, str] = Field(description="Per host: ok, or why the login failed.")
+
+
 class ExecutionIn(Strict):
     workflow: str = Field(min_length=1, max_length=200)
     inputs: dict[str, str | int | float | bool | list[str] | None] = Field(default_factory=dict)

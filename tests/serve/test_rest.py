@@ -76,6 +76,11 @@ def test_keys_are_their_owners_alone(service):
     assert [k["id"] for k in client.get("/api/v1/ssh_keys", headers=auth(tokens, "alice")).json()] == [key["id"]]
     assert client.get("/api/v1/ssh_keys", headers=auth(tokens, "bob")).json() == []
     assert client.delete(f"/api/v1/ssh_keys/{key['id']}", headers=auth(tokens, "bob")).status_code == 404
+    checked = client.post(f"/api/v1/ssh_keys/{key['id']}/verify", headers=auth(tokens, "alice"),
+                          json={"workflow": EXPOSED})
+    assert checked.status_code == 200 and checked.json()["ok"] is True  # the embedded site logs in to no host
+    assert client.post(f"/api/v1/ssh_keys/{key['id']}/verify", headers=auth(tokens, "bob"),
+                       json={"workflow": EXPOSED}).status_code == 404
     assert client.delete(f"/api/v1/ssh_keys/{key['id']}", headers=auth(tokens, "alice")).status_code == 204
     assert client.get("/api/v1/ssh_keys", headers=auth(tokens, "alice")).json() == []
 
