@@ -26,6 +26,13 @@ NORMATIVE_INTERFACES = {"Standard": "tosca.interfaces.node.lifecycle.Standard",
                         "Configure": "tosca.interfaces.relationship.Configure",
                         "Runnable": "tosca.interfaces.node.lifecycle.Runnable"}
 OPERATION_HOSTS = ("SELF", "HOST", "SOURCE", "TARGET", "ORCHESTRATOR")
+# Bash and Python implementations, run on the operation's host (the engine's orchestrator/executors/scripts.py
+# holds the same names: tosca/ may not import executors/)
+SCRIPT_TYPES = {"tosca.artifacts.Implementation.Bash": "Bash", "tosca.artifacts.Implementation.Python": "Python",
+                "Bash": "Bash", "Python": "Python"}
+SCRIPT_SUFFIXES_KIND = {".sh": "Bash", ".py": "Python"}
+SUFFIX_OF_KIND = {"Bash": ".sh", "Python": ".py"}
+SCRIPT_SUFFIXES = tuple(SCRIPT_SUFFIXES_KIND)
 # TOSCA 1.3 operation definitions, plus orch's own retries/retry_delay and a Yorc-style operation_host
 OPERATION_KEYWORDS = {"description", "implementation", "inputs", "outputs", "timeout", "retries", "retry_delay",
                       "operation_host"}
@@ -246,14 +253,31 @@ class NodeBuilder(RequirementBuilder):
         shown = f"artifact '{primary.artifact}' ('{file}')" if primary.artifact else f"'{file}'"
         if primary.repository:
             self.problem(where, f"implementation {shown} is a file of repository '{primary.repository}'; orch "
-                                "runs playbooks it has on disk (put the playbook beside the template)")
+                                "runs implementations it has on disk (put the file beside the template)")
         elif primary.file.endswith((".yml", ".yaml")) and not self.is_file(primary.file):
             self.problem(where, f"playbook {shown} does not exist")
+        elif primary.file.endswith(SCRIPT_SUFFIXES) or SCRIPT_TYPES.get(str(primary.type)):
+            self.script_problems(primary, shown, where)
         elif not primary.file.endswith((".yml", ".yaml")):
             missing = "" if self.is_file(primary.file) else " and does not exist"
             self.problem(where, f"implementation {shown} is not an Ansible playbook (.yml/.yaml){missing}; "
-                                "orch runs only playbooks")
+                                "orch runs playbooks, Bash (.sh) and Python (.py) scripts")
         return primary.file
+
+    def script_problems(self, primary: ArtifactRef, shown: str, where: str) -> None:
+        """A Bash or Python implementation (run by playbooks/scripts/run_script.yaml). The engine tells a script
+        by its suffix or by the type of the node's artifact it names: an inline artifact definition typed Bash
+        or Python must then carry the suffix, or it would be taken for a playbook."""
+        kind = SCRIPT_TYPES.get(str(primary.type))
+        suffix = next((k for s, k in SCRIPT_SUFFIXES_KIND.items() if primary.file.endswith(s)), None)
+        if not self.is_file(primary.file):
+            self.problem(where, f"script {shown} does not exist")
+        elif kind and suffix and kind != suffix:
+            self.problem(where, f"implementation {shown} is of type {primary.type} but named like a {suffix} script")
+        elif kind and not suffix and not primary.artifact:
+            self.problem(where, f"implementation {shown} is a {kind} script whose name does not end in "
+                                f"{SUFFIX_OF_KIND[kind]}: name it so, or declare it as an artifact of the node and "
+                                "name that artifact")
 
     def shipped_file(self, dependency: ArtifactRef, where: str) -> str:
         """A file an operation needs beside its playbook: one orch has (or a URL the playbook fetches)."""
