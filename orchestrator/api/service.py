@@ -22,7 +22,7 @@ from orchestrator.api.records import Event, ExecutionView
 from orchestrator.credentials import CredentialError
 from orchestrator.engine.operations import LoginAs
 from orchestrator.model import InputDefinition, Problem, UsageError
-from orchestrator.store.base import DeploymentStatus, Exposed, User, UserExecution, UserKey
+from orchestrator.store.base import DeploymentStatus, Exposed, StoreError, User, UserExecution, UserKey
 
 TOKEN_BYTES = 32
 VERIFY_LOGIN = Path(__file__).with_name("playbooks") / "verify_login.yaml"
@@ -136,7 +136,10 @@ class Service(Background, Reading, Credentials):
         if not name or not name.replace("-", "").replace("_", "").replace(".", "").isalnum() or len(name) > 64:
             raise UsageError(f"invalid user name {name!r}: use 1 to 64 of A-Z a-z 0-9 _ . -")
         token = secrets.token_urlsafe(TOKEN_BYTES)
-        self.store.add_user(name, hash_token(token), admin)
+        try:
+            self.store.add_user(name, hash_token(token), admin)
+        except StoreError as exc:
+            raise UsageError(str(exc)) from None
         return token
 
     def authenticate(self, token: str | None) -> User | None:

@@ -80,7 +80,11 @@ def create_app(home: Path, data_roots: tuple[Path, ...] = (), *, resume: bool = 
             app.state.resumed = server.resume_interrupted()
         yield
 
-    app = FastAPI(title="orch", version=version("orch"), lifespan=lifespan,
+    errors = {status: {"model": models.Problem, "description": meaning} for status, meaning in (
+        (400, "the body could not be read"), (401, "no token, or not a valid one"), (403, "an admin's token is needed"),
+        (404, "not found (or not yours)"), (409, "the deployment is busy or not in a state to do this"),
+        (422, "a request the service will not carry out: the field or input is named"))}
+    app = FastAPI(title="orch", version=version("orch"), lifespan=lifespan, responses=errors,
                   description="HPC Workflows as a Service: run registered workflows with your own credentials.")
     app.state.server = server
     app.state.resumed = []

@@ -132,4 +132,5 @@ class ExposedOut(BaseModel):
 
 
 class Problem(BaseModel):
-    detail: str
+    detail: str | list[dict[str, Any]] = Field(
+        description="What is wrong, in words; for a malformed request, one entry per field (its `loc` names it).")
