@@ -54,6 +54,8 @@ class Core:
         self.workers = workers
         self.given_executor = executor
         self.executor_factory = executor_factory
+        self._topologies: dict[str, tuple[tuple, Topology]] = {}
+        self._cache_lock = threading.Lock()
 
     @property
     def store(self) -> Store:
@@ -101,8 +103,20 @@ class Core:
         return load_topology(path, inputs, allow_remote_imports=allow_remote)
 
     def _stored_topology(self, deployment: Deployment) -> Topology:
-        return self._load_for_deployment(deployment.name, deployment.topology_path,
-                                         self._unsealed(deployment.inputs), False, reuse=True)
+        """The deployment's topology loaded again, once per change of the deployment: a service answering
+        status polls would otherwise run the whole loader (tosca-parser included) on every request."""
+        template = Path(deployment.template_file)
+        key = (deployment.name, deployment.updated, deployment.topology_path,
+               template.stat().st_mtime_ns if template.is_file() else 0)
+        with self._cache_lock:
+            cached = self._topologies.get(deployment.name)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        topology = self._load_for_deployment(deployment.name, deployment.topology_path,
+                                             self._unsealed(deployment.inputs), False, reuse=True)
+        with self._cache_lock:
+            self._topologies[deployment.name] = (key, topology)
+        return topology
 
     def _evaluation(self, name: str, topology: Topology, inputs: Mapping[str, Any] | None = None,
                     login: LoginAs | None = None) -> Evaluation:
