@@ -2,7 +2,8 @@
 
 `Orchestrator` gathers the use cases, one module each: templates (validate, plan), deploying (deploy,
 undeploy), running (run, cancel), reading (status, outputs, executions, events, follow), background
-(start_* : the id at once, the work in a thread), credentials, and service (users, exposed workflows,
+(start_* : the id at once, the work in a thread), credentials, registry (workflows published in
+folders or git repositories, deployed by name and version), and service (users, exposed workflows,
 the users' own keys and executions, for `orch serve`). Everything returned is a plain frozen
 record (api/records.py). Loading happens before anything is written: bad input leaves the store untouched.
 """
@@ -32,6 +33,7 @@ from orchestrator.api.records import (
     Result,
     Validation,
 )
+from orchestrator.api.registry import Registering
 from orchestrator.api.running import Running
 from orchestrator.api.service import (
     ExposedWorkflow,
@@ -51,7 +53,7 @@ from orchestrator.model import LoadError, Problem, Step, UsageError
 from orchestrator.store.base import DeploymentBusy, StoreError, User
 
 
-class Orchestrator(Templates, Deploying, Running, Service):
+class Orchestrator(Templates, Registering, Deploying, Running, Service):
     """orch's API on one home ($ORCH_HOME). One object per thread of work: its store connection is
     shared by its own threads only (start_* gives each background work its own)."""
 

@@ -224,6 +224,10 @@ def create_app(home: Path, data_roots: tuple[Path, ...] = (), *, resume: bool = 
         exposed = server.api.expose(body.deployment, body.workflow, body.name)
         return models.ExposedOut(name=exposed.name, deployment=exposed.deployment, workflow=exposed.workflow)
 
+    @app.get(f"{API}/registry", response_model=list[models.RegistryOut], tags=["admin"])
+    def registry(admin: AdminDep) -> list[models.RegistryOut]:
+        return [models.RegistryOut(**_fields(r)) for r in server.api.registries()]
+
     return app
 
 

@@ -131,6 +131,29 @@ class ExposedOut(BaseModel):
     workflow: str
 
 
+class RegistryVersionOut(BaseModel):
+    revision: str = Field(description="A git commit id, or 'working tree' for a folder that is not a git repository.")
+    committed: float | None = Field(description="The commit's time, seconds since the epoch.")
+    subject: str
+
+
+class RegistryWorkflowOut(BaseModel):
+    name: str
+    description: str
+    topology: str = Field(description="The topology file, inside the workflow's folder.")
+    site: str | None = Field(description="The default site file, inside the workflow's folder.")
+    versions: list[RegistryVersionOut] = Field(description="Newest first.")
+    problem: str | None = Field(description="Why it cannot be deployed as it is.")
+
+
+class RegistryOut(BaseModel):
+    name: str
+    source: str
+    kind: str = Field(description="git or folder")
+    workflows: list[RegistryWorkflowOut]
+    problem: str | None = Field(description="Why its workflows cannot be read now.")
+
+
 class Problem(BaseModel):
     detail: str | list[dict[str, Any]] = Field(
         description="What is wrong, in words; for a malformed request, one entry per field (its `loc` names it).")
