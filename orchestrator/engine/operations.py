@@ -10,6 +10,7 @@ from typing import Any
 
 from orchestrator.engine import jobs
 from orchestrator.engine.evaluate import Context, evaluate
+from orchestrator.executors import scripts
 from orchestrator.executors.inventory import OperationRequest, Target, alias_for, connection_vars
 from orchestrator.functions import FunctionError, compute_host
 from orchestrator.model import LOCALHOST, ORCHESTRATOR, NodeTemplate, Operation, Step, Topology
@@ -100,13 +101,28 @@ def prepare(step: Step, ev: Evaluation,
     variables: dict[str, Any] = dict(inputs)
     variables.update(context_variables(ev, step, host_name, target_node,
                                        hosts() if hosts else hosts_inventory(ev)))
-    variables.update({name: artifact.file for name, artifact in ev.topology.nodes[step.node].artifacts.items()})
+    artifacts = ev.topology.nodes[step.node].artifacts
+    variables.update({name: artifact.file for name, artifact in artifacts.items()})
     if jobs.reads_job_id(step):
         # the job these operations act on, as its submit reported it
         variables["TOSCA_JOB_ID"] = ev.read_operation_output(step.node, jobs.SUBMIT, "TOSCA_JOB_ID")
-    request = OperationRequest(alias_for(step.id), operation.implementation, target, variables,
+    playbook = operation.implementation
+    kind = scripts.script_kind(playbook, artifacts.values())
+    if kind is not None:  # a Bash or Python script: orch's own playbook runs it, its values as its environment
+        values = {k: v for k, v in variables.items() if k not in ORCH_ADDITIONS and k not in artifacts}
+        try:
+            variables = scripts.script_variables(kind, playbook, operation.dependencies, values,
+                                                 artifacts.values(), target.python, poll=jobs.is_watch(step))
+        except scripts.ScriptError as exc:
+            raise StepError(f"{step.node} {step.operation}: {exc}") from exc
+        playbook = scripts.SCRIPT_PLAYBOOK
+    request = OperationRequest(alias_for(step.id), playbook, target, variables,
                                label=f"{step.node} {step.operation}")
     return PreparedStep(step, operation, host_name, request)
+
+
+# context variables for playbooks on the controller only: a script's environment leaves them out
+ORCH_ADDITIONS = frozenset({"DEPLOYMENT_DIR", "ORCH_INPUTS", "ORCH_HOSTS"})
 
 
 def context_variables(ev: Evaluation, step: Step, host: str, target_node: str | None,
