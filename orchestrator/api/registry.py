@@ -39,6 +39,7 @@ from orchestrator.api.registry_layout import (
 )
 from orchestrator.engine.scheduler import Reporter
 from orchestrator.model import UsageError
+from orchestrator.store.base import DeploymentBusy
 
 __all__ = ["WORKING_TREE", "Checkout", "Registering", "Registry", "RegistryWorkflow", "WorkflowVersion"]
 
@@ -100,10 +101,8 @@ class Registering(Deploying):
         registry_name, found = self._registry_workflow(workflow)
         source = open_source(registry_name, Path(self._registry_entries()[registry_name]))
         revision = source.revision(version)
-        into = self._deployment_dir(name) / "registry"
-        into.mkdir(parents=True, exist_ok=True)
-        fresh = Path(tempfile.mkdtemp(prefix=f"{found}-{revision[:12].replace(' ', '-')}-", dir=into)).resolve()
-        try:
+        with self._registry_copies(name) as into:
+            fresh = Path(tempfile.mkdtemp(prefix=f"{found}-{revision[:12].replace(' ', '-')}-", dir=into))
             source.export(revision, fresh)
             described = describe(FolderTree(fresh), found, ())
             if described is None or described.problem:
@@ -118,15 +117,6 @@ class Registering(Deploying):
                 given = {**read_inputs([checkout.site], []), **given}
             return self.deploy(name, checkout.topology, given, reporter=reporter, cancel=cancel,
                                allow_remote_imports=allow_remote_imports, on_start=on_start)
-        finally:
-            # kept only when the deployment now reads its topology from this copy (a refused, busy or
-            # failed-to-load deploy leaves the deployment's earlier copy as the one it uses)
-            stored = self.store.deployment(name)
-            if stored is None or not Path(stored.topology_path).is_relative_to(fresh):
-                shutil.rmtree(fresh, ignore_errors=True)
-                with contextlib.suppress(OSError):
-                    into.rmdir()
-                    into.parent.rmdir()
 
     # -- internals -------------------------------------------------------------------------------
 
@@ -151,6 +141,33 @@ class Registering(Deploying):
             raise UsageError(f"workflow '{wanted}' is in several registries ({', '.join(having)}): "
                              f"say which, as REGISTRY/{wanted}")
         return having[0], wanted
+
+    @contextlib.contextmanager
+    def _registry_copies(self, name: str) -> Iterator[Path]:
+        """The folder of a deployment's registry copies, for one deploy from a registry at a time. On the way
+        out every copy the deployment does not read its topology from is removed: a refused, busy or
+        failed-to-load deploy leaves the earlier copy in use, one that started leaves the earlier unused."""
+        folder = self._deployment_dir(name)
+        into = folder / "registry"
+        into.mkdir(parents=True, exist_ok=True)
+        with open(folder / "registry.lock", "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise DeploymentBusy(f"{name} is being deployed from a registry by another command") from None
+            try:
+                yield into.resolve()
+            finally:
+                stored = self.store.deployment(name)
+                in_use = Path(stored.topology_path) if stored else None
+                for copy in into.resolve().iterdir():
+                    if in_use is None or not in_use.is_relative_to(copy):
+                        shutil.rmtree(copy, ignore_errors=True)
+                if stored is None and not any(into.iterdir()):  # no trace of a deployment that never was
+                    with contextlib.suppress(OSError):
+                        into.rmdir()
+                        (folder / "registry.lock").unlink()
+                        folder.rmdir()
 
     def _registry_entries(self) -> dict[str, str]:
         path = self.home / REGISTRIES

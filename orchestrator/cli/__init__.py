@@ -131,26 +131,43 @@ def plan(ctx: click.Context, topology: str, fmt: str, undeploy: bool, input_file
 @click.option("--workers", type=click.IntRange(1, 256), default=4, show_default=True,
               help="Operations (or batches of operations) run at once.")
 @click.option("--resume", "resume_name", metavar="NAME", help="Continue a failed or interrupted deployment.")
+@click.option("--from-registry", "from_registry", metavar="[REGISTRY/]WORKFLOW",
+              help="Deploy a workflow of a registry (orch registry list) instead of a TOPOLOGY file.")
+@click.option("--version", "registry_version", metavar="REV",
+              help="With --from-registry: the git revision to deploy (default: the latest commit).")
 @click.option("-v", "--verbose", is_flag=True, help="Show each Ansible task.")
 @with_inputs
 @click.pass_context
 def deploy(ctx: click.Context, topology: str | None, name: str | None, workers: int, resume_name: str | None,
-           verbose: bool, input_files: tuple[str, ...], assignments: tuple[str, ...],
-           allow_remote_imports: bool) -> None:
-    """Deploy a topology: run its install workflow."""
-    if resume_name is None and topology is None:
-        raise UsageError("deploy needs a TOPOLOGY file, or --resume NAME")
-    name = resume_name or name or Path(topology).stem
+           from_registry: str | None, registry_version: str | None, verbose: bool, input_files: tuple[str, ...],
+           assignments: tuple[str, ...], allow_remote_imports: bool) -> None:
+    """Deploy a topology (or a registry's workflow): run its install workflow."""
+    if from_registry is not None and (topology or resume_name):
+        raise UsageError("--from-registry takes the place of TOPOLOGY, and a resume needs only --resume NAME")
+    if registry_version is not None and from_registry is None:
+        raise UsageError("--version goes with --from-registry")
+    if resume_name is None and topology is None and from_registry is None:
+        raise UsageError("deploy needs a TOPOLOGY file, --from-registry WORKFLOW, or --resume NAME")
+    name = resume_name or name or (from_registry.rpartition("/")[2] if from_registry else Path(topology).stem)
     started: list[DeployStart] = []
 
     def on_start(start: DeployStart) -> None:
         started.append(start)
         err.print(_deploy_start_line(start), markup=False)
 
-    result = _orchestrator(ctx, workers).deploy(
-        name, topology, _inputs(input_files, assignments), resume=resume_name is not None,
-        reporter=ProgressReporter(err, verbose), cancel=_cancel_on_signals(),
-        allow_remote_imports=allow_remote_imports, on_start=on_start)
+    orch, inputs = _orchestrator(ctx, workers), _inputs(input_files, assignments)
+    running = {"reporter": ProgressReporter(err, verbose), "cancel": _cancel_on_signals(),
+               "allow_remote_imports": allow_remote_imports, "on_start": on_start}
+    if from_registry is not None:
+        # the workflow's own site file gives the inputs unless -i files are given
+        result = orch.deploy_from_registry(
+            name, from_registry, inputs, version=registry_version, default_site=not input_files,
+            on_checkout=lambda c: err.print(f"{c.registry}/{c.workflow} at {c.revision}"
+                                            + (f" (inputs from its {Path(c.site).name})"
+                                               if c.site and not input_files else ""), markup=False),
+            **running)
+    else:
+        result = orch.deploy(name, topology, inputs, resume=resume_name is not None, **running)
     if result.nothing_to_do:
         return
     workflows = started[0].workflows if started else ()
@@ -355,6 +372,56 @@ def list_deployments(ctx: click.Context, as_json: bool) -> None:
     for row in rows:
         table.add_row(row.name, row.status, row.topology)
     out.print(table)
+
+
+@cli.group()
+def registry() -> None:
+    """Registries: folders or git repositories of workflows (topology, application, site file), each
+    workflow deployable by name and version with orch deploy --from-registry."""
+
+
+@registry.command("add")
+@click.argument("source")
+@click.option("--name", help="The registry's name (default: its folder's name).")
+@click.pass_context
+def registry_add(ctx: click.Context, source: str, name: str | None) -> None:
+    """Register a folder or a local git repository (a path or a file:// URL)."""
+    added = _orchestrator(ctx).add_registry(source, name)
+    out.print(f"registry {added.name}: {added.kind} {added.source}, {len(added.workflows)} workflow"
+              f"{'s' if len(added.workflows) != 1 else ''}: {', '.join(w.name for w in added.workflows)}",
+              markup=False)
+
+
+@registry.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def registry_list(ctx: click.Context, as_json: bool) -> None:
+    """Registries, their workflows and each workflow's versions (newest first)."""
+    rows = _orchestrator(ctx).registries()
+    if as_json:
+        _json(rows)
+        return
+    if not rows:
+        out.print("no registries (orch registry add FOLDER)")
+        return
+    for row in rows:
+        out.print(f"{row.name}: {row.kind} {row.source}" + (f": {row.problem}" if row.problem else ""),
+                  markup=False)
+        for workflow in row.workflows:
+            out.print(f"  {workflow.name}" + (f": {workflow.description}" if workflow.description else "")
+                      + (f" (cannot be deployed: {workflow.problem})" if workflow.problem else ""), markup=False)
+            for version in workflow.versions:
+                when = time.strftime("%Y-%m-%d %H:%M", time.localtime(version.committed)) if version.committed else ""
+                out.print(f"    {version.revision[:12]:<12}  {when:<16}  {version.subject}".rstrip(), markup=False)
+
+
+@registry.command("remove")
+@click.argument("name")
+@click.pass_context
+def registry_remove(ctx: click.Context, name: str) -> None:
+    """Forget a registry (deployments made from it keep their copies)."""
+    _orchestrator(ctx).remove_registry(name)
+    out.print(f"registry {name} removed")
 
 
 cli.add_command(credentials)
