@@ -86,15 +86,24 @@ def _plan(topology: Topology, lifecycle: tuple[tuple[str, str, str], ...],
         return parts.graph()
 
 
+# a relationship that does not order its ends (derived from Root only): its operations run once both ends
+# are started, the one moment that needs no order between them
+UNORDERED_AFTER = (("source", "start"), ("target", "start"))
+
+
 def _wire_relationship(parts: _Parts, source: str, index: int, requirement: Requirement) -> None:
     target = requirement.target
     target_started = node_step_id(target, "start")
-    if requirement.is_a(CONNECTS_TO):
+    if not requirement.orders:
+        pass  # two servers joined by such a relationship come up independently, in any order
+    elif requirement.is_a(CONNECTS_TO):
         parts.edges.append((target_started, node_step_id(source, "configure")))
-    else:  # HostedOn, DependsOn and anything else: the target is up before the source is created
+    else:  # HostedOn, DependsOn and what derives from them: the target is up before the source is created
         parts.edges.append((target_started, node_step_id(source, "create")))
 
     for operation, side, after, before in RELATIONSHIP_OPERATIONS:
+        if not requirement.orders:
+            after, before = UNORDERED_AFTER, ()
         found = requirement.operations.get(f"Configure.{operation}")
         if not (found and found.implementation):
             continue  # a relationship operation without implementation would only add a no-op step
@@ -115,8 +124,8 @@ def _unwire_relationship(parts: _Parts, source: str, index: int, requirement: Re
         remove = parts.step(Step(relationship_step_id(source, index, requirement, "remove_target"), source,
                                  operation="Configure.remove_target", requirement=index, side="source"))
         parts.edges.append((remove, node_step_id(source, "stop")))
-    # the source is gone before what it needed is stopped
-    parts.edges.append((node_step_id(source, "delete"), node_step_id(requirement.target, "stop")))
+    if requirement.orders:  # the source is gone before what it needed is stopped
+        parts.edges.append((node_step_id(source, "delete"), node_step_id(requirement.target, "stop")))
 
 
 def ordered_steps(graph: nx.DiGraph) -> list[Step]:

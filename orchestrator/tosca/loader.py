@@ -24,7 +24,6 @@ from orchestrator.tosca.outputs import parse_outputs
 from orchestrator.tosca.parser import check_with_tosca_parser
 from orchestrator.tosca.parser_view import parser_view
 from orchestrator.tosca.policies import group_problems, policies_of, policy_problems
-from orchestrator.tosca.requirements import requirement_cycle
 from orchestrator.tosca.types import TYPE_SECTIONS, TypeRegistry, type_definition_problems
 from orchestrator.tosca.workflows import parse_workflows
 from orchestrator.tosca.yamlio import read_yaml
@@ -198,8 +197,6 @@ def _load_template(template: Path, given_path: str, given_inputs: Mapping[str, A
     raw_nodes = raw_nodes or {}
     nodes = builder.build_all(raw_nodes)
     problems += builder.problems
-    if not for_check and not builder.problems:
-        problems += _unplannable_cycle(nodes, file_name)
 
     workflows, workflow_problems = parse_workflows(workflows_raw, nodes, file_name, known_data_type,
                                                    registry.data_type_base)
@@ -245,20 +242,6 @@ def _check_shape(document: Any, file_name: str, types_alone_ok: bool = False) ->
         return [Problem(file_name, "topology_template", "is missing or not a mapping")]
     unknown = sorted(set(topology) - TOPOLOGY_KEYS)
     return [Problem(file_name, f"topology_template.{key}", "unknown section") for key in unknown]
-
-
-def _unplannable_cycle(nodes: Mapping[str, Any], file_name: str) -> list[Problem]:
-    """A cycle over relationships that do not order their ends is valid TOSCA (`check` accepts it), but
-    orch's plan (orchestrator/plan/lifecycle.py) still orders the ends of every relationship, so deploy and
-    plan refuse it rather than fail on a cyclic plan. Remove once the plan skips `Requirement.orders`
-    False."""
-    names = requirement_cycle(nodes, ordering_only=False)
-    if not names:
-        return []
-    return [Problem(file_name, f"node_templates.{names[0]}.requirements",
-                    "relationships not derived from HostedOn, DependsOn or ConnectsTo join these nodes in a cycle ("
-                    + " -> ".join(names) + "); that is valid TOSCA, but orch's deployment plan still orders "
-                    "every relationship, so it cannot deploy them yet")]
 
 
 def _workflow_input_specs(raw: Any) -> dict[str, Any]:
