@@ -14,6 +14,7 @@ from orchestrator.api.core import INSTALL, UNINSTALL, Core
 from orchestrator.api.records import DeployStart, Outcome, Result
 from orchestrator.credentials.sealed import seal
 from orchestrator.engine.scheduler import Reporter
+from orchestrator.home import deployment_name_problem
 from orchestrator.model import Step, UsageError
 from orchestrator.plan.lifecycle import install_plan, uninstall_plan
 from orchestrator.store.base import Deployment, DeploymentStatus, ExecutionStatus, StepStatus
@@ -39,6 +40,9 @@ class Deploying(Core):
         are idempotent), or resume one (what completed is kept). on_start hears which, once the
         topology has loaded and the deployment's lock is held."""
         given = dict(inputs)
+        problem = deployment_name_problem(name)
+        if problem:
+            raise UsageError(problem)
         with self._executor() as executor:  # first: Ansible warms up while the topology loads
             existing = self.store.deployment(name)
             # a command at work explains the deployment's status better than the status itself

@@ -60,3 +60,15 @@ def test_a_type_library_validates_on_its_own(tmp_path):
     broken.write_text(TYPE_LIBRARY.replace("tosca.nodes.Root", "no.such.Parent"))
     refused = orch(tmp_path / "home", "validate", str(broken))
     assert refused.returncode == 2 and "no.such.Parent" in refused.stderr
+
+
+def test_a_deployment_name_that_could_climb_out_of_orchs_home_is_refused(tmp_path):
+    """The name is a folder under $ORCH_HOME/deployments that undeploy removes: '..' would be the home."""
+    topology = tmp_path / "t.yaml"
+    topology.write_text(NEEDS_AN_INPUT)
+    home = tmp_path / "home"
+    for name in ("..", "../elsewhere", ".hidden", "a/b", "-rf"):
+        refused = orch(home, "deploy", str(topology), "-n", name, "--set", "where=x")
+        assert refused.returncode == 2, (name, refused.stderr)
+        assert "invalid deployment name" in refused.stderr, (name, refused.stderr)
+    assert not home.exists() or not any(home.rglob("*.db")), "a refused name wrote a store"
