@@ -50,7 +50,8 @@ class Work:
 class Background(Core):
     def _worker(self) -> Core:
         """A second API object on the same home: its own store connection, the same executor choice."""
-        return type(self)(self.home, self.workers, self.given_executor, executor_factory=self.executor_factory)
+        return type(self)(self.home, self.workers, self.given_executor, executor_factory=self.executor_factory,
+                          store_factory=self.store_factory)
 
     def _start(self, kind: str, name: str, call: Callable[[Core, threading.Event, Callable[[str], None]], Result]
                ) -> Work:

@@ -48,9 +48,11 @@ class Core:
     otherwise each command makes its own with executor_factory (Ansible by default)."""
 
     def __init__(self, home: Path, workers: int = 4, executor: Executor | None = None, *,
-                 store: Store | None = None, executor_factory: ExecutorFactory = ansible_executor):
+                 store: Store | None = None, executor_factory: ExecutorFactory = ansible_executor,
+                 store_factory: Callable[[Path], Store] = SqliteStore):
         self.home = home
         self._store = store
+        self.store_factory = store_factory  # each background work opens a connection of its own with it
         self.workers = workers
         self.given_executor = executor
         self.executor_factory = executor_factory
@@ -61,7 +63,7 @@ class Core:
     def store(self) -> Store:
         """Opened on first use: validate, plan and credentials never create a store."""
         if self._store is None:
-            self._store = SqliteStore(self.home)
+            self._store = self.store_factory(self.home)
         return self._store
 
     def close(self) -> None:
