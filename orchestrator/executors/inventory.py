@@ -57,10 +57,19 @@ class _InventoryDumper(yaml.SafeDumper):
 _InventoryDumper.add_representer(_Unsafe, _unsafe_representer)
 
 
+_RESOLVER = yaml.resolver.Resolver()
+_TEXT = "tag:yaml.org,2002:str"
+
+
 def _mark_unsafe(value: Any) -> Any:
     if isinstance(value, str):
-        # Ansible reads `!unsafe ''` as null; an empty string has nothing to template anyway
-        return _Unsafe(value) if value else value
+        # Ansible (2.19) reads the text of an `!unsafe` scalar as if it were plain, quoted or not: `!unsafe
+        # 'true'` would be a boolean, `!unsafe '3'` a number, `!unsafe 'null'` and `!unsafe ''` nothing. Such
+        # text is left untagged (quoted, it stays text): it holds no template marker anyway, since a marker
+        # makes YAML read it as text
+        if _RESOLVER.resolve(yaml.ScalarNode, value, (True, False)) != _TEXT:
+            return value
+        return _Unsafe(value)
     if isinstance(value, dict):
         return {k: _mark_unsafe(v) for k, v in value.items()}
     if isinstance(value, list):

@@ -65,8 +65,7 @@ def script_variables(kind: str, script: str, dependencies: Iterable[str], values
         if artifact.repository or "://" in artifact.file:
             environment[artifact.name] = artifact.file
         else:
-            copied.append({"name": artifact.name, "file": artifact.file,
-                           "path": f"artifacts/{artifact.name}/{Path(artifact.file).name}"})
+            copied.append({"name": artifact.name, "file": artifact.file})
     bad = sorted(name for name in [*environment, *(a["name"] for a in copied)] if not ENVIRONMENT_NAME.match(name))
     if bad:
         what = "an environment variable" if len(bad) == 1 else "environment variables"

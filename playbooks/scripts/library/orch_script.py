@@ -10,7 +10,8 @@ reach the script only through its environment: no value is ever part of a comman
   sets in os.environ is read when it ends, whatever way it ends.
 
 Reported: every exported variable that the script added or changed, except those the shell keeps itself.
-A non-zero exit fails the task with the end of the script's error output."""
+A non-zero exit fails the task with the end of the script's error output (a Python traceback from the
+script's own frames)."""
 
 from __future__ import annotations
 
@@ -57,6 +58,15 @@ sys.argv = [_script]
 sys.path[0] = os.path.dirname(_script)
 try:
     runpy.run_path(_script, run_name="__main__")
+except SystemExit:
+    raise
+except BaseException as _error:  # the traceback from the script's own frames: the wrapper's are noise
+    import traceback
+    _frames = _error.__traceback__
+    while _frames is not None and _frames.tb_frame.f_code.co_filename != _script:
+        _frames = _frames.tb_next
+    traceback.print_exception(type(_error), _error, _frames or _error.__traceback__)
+    sys.exit(1)
 finally:
     with open(_exports, "wb") as _file:
         _file.write(b"".join(k + b"=" + v + b"\0" for k, v in os.environb.items()))
@@ -85,9 +95,19 @@ def environment_in(path: str) -> dict[str, str]:
 
 
 def exported(path: str) -> dict[str, str]:
-    """What the script added to its environment or changed in it."""
+    """What the script added to its environment or changed in it; and the id of the job a watch or a cancel
+    was given, as the job playbooks report it back (the Runnable protocol reads it from each poll)."""
     before, after = environment_in(path + ".before"), environment_in(path)
-    return {name: value for name, value in after.items() if name not in SHELL_OWN and before.get(name) != value}
+    return {name: value for name, value in after.items()
+            if name not in SHELL_OWN and (before.get(name) != value or name == "TOSCA_JOB_ID")}
+
+
+def tail(text: str, lines: int = 20, chars: int = 1500) -> str:
+    """The end of an output, from a line's start: what a failure message shows."""
+    text = text.rstrip()
+    if len(text) > chars:
+        text = text[-chars:].partition("\n")[2] or text[-chars:]
+    return "\n".join(text.splitlines()[-lines:])
 
 
 def lay_out(folder: str, files: list) -> None:
@@ -145,7 +165,9 @@ def run(module: AnsibleModule, folder: str) -> None:
     if done.returncode != 0:
         how = f"was killed by signal {-done.returncode}" if done.returncode < 0 \
             else f"exited with code {done.returncode}"
-        module.fail_json(msg=f"{name} {how}", rc=done.returncode, stdout=stdout, stderr=stderr)
+        # the end of its error output (of its output, when it said nothing on stderr)
+        said = {"stderr": tail(stderr)} if stderr.strip() else {"stdout": tail(stdout)}
+        module.fail_json(msg=f"{name} {how}", rc=done.returncode, **said)
     module.exit_json(changed=True, rc=0, stdout=stdout, stderr=stderr, ansible_facts=exported(exports))
 
 
