@@ -1,0 +1,12 @@
+"""Python configure: reads what the Bash create exported (inputs made and word), writes what it was given to
+$report as JSON, and exports seen (an attribute of its node)."""
+import json
+import os
+import sys
+
+from helper import shout
+
+with open(os.environ["report"], "w", encoding="utf-8") as report:
+    json.dump({"environ": dict(os.environ), "argv": sys.argv, "name": __name__,
+               "executable": sys.executable}, report)
+os.environ["seen"] = shout(os.environ["word"]) + " / " + os.environ["made"]
