@@ -65,6 +65,10 @@ class Operation:
     timeout: float | None = None
     retries: int | None = None
     retry_delay: float | None = None
+    # TOSCA attribute mappings: output name -> (entity, attribute). The entity is SELF, SOURCE, TARGET, a node
+    # template or a relationship template; once the operation succeeds, the attribute takes the value of the
+    # fact the implementation set under the output's name
+    outputs: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -91,9 +95,32 @@ class Requirement:
     # whether the relationship orders its ends (HostedOn, DependsOn, ConnectsTo and types derived from them);
     # one derived from Root alone joins two nodes without saying which comes first
     orders: bool = True
+    template: str | None = None  # the relationship template (topology's relationship_templates) it uses, if any
+    attributes: Mapping[str, Any] = field(default_factory=dict)  # the relationship's declared attributes
 
     def is_a(self, type_name: str) -> bool:
         return type_name in self.relationship_types
+
+
+def relationship_key(source: str, requirement: int) -> str:
+    """Where a relationship's attributes are kept: the store keys attributes by (deployment, node, name), and a
+    relationship is the `requirement`-th requirement of its source node, so its key is written as the problem
+    places write it, `app.requirements[1]`, which no node template of the topology is named in practice."""
+    return f"{source}.requirements[{requirement}]"
+
+
+@dataclass(frozen=True)
+class RelationshipTemplate:
+    """A template of the topology's relationship_templates, named by requirements (`relationship: name`) and by
+    get_property/get_attribute."""
+
+    name: str
+    type: str
+    types: tuple[str, ...]  # the type and its ancestors
+    properties: Mapping[str, Any] = field(default_factory=dict)  # the type's defaults, then the template's values
+    attributes: Mapping[str, Any] = field(default_factory=dict)  # declared defaults / assignments
+    # the requirements whose relationship it is, as (source node, index into its requirements)
+    instances: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -159,6 +186,7 @@ class Topology:
     outputs: Mapping[str, Any]  # name -> raw value expression
     workflows: Mapping[str, Workflow] = field(default_factory=dict)
     policies: Mapping[str, Any] = field(default_factory=dict)  # raw, e.g. orch retry settings
+    relationship_templates: Mapping[str, RelationshipTemplate] = field(default_factory=dict)
 
 
 class StepKind(str, Enum):

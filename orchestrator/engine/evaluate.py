@@ -1,16 +1,20 @@
 """TOSCA intrinsic functions evaluated late, when a step runs, against the deployment's state:
 `evaluate` computes a value through a `Context`, which knows the topology, the effective inputs and
 how to read the store. (Malformed calls were found at load time: orchestrator/tosca/functions.py.)
+
+get_property and get_attribute may name a relationship: SELF in a relationship's operation, or a
+relationship template. A relationship's attributes are kept in the store under `relationship_key`
+(model.py), as if it were a node of that name.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from orchestrator.functions import FunctionError, as_function, host_chain
-from orchestrator.model import NodeTemplate, Topology
+from orchestrator.model import NodeTemplate, Topology, relationship_key
 
 
 @dataclass(frozen=True)
@@ -25,10 +29,50 @@ class Context:
     read_secret: Callable[[str, str | None], Any] | None = None
     source: str | None = None  # in relationship operations
     target: str | None = None
+    # in a relationship's operations, which requirement of the source it is: SELF, for get_property and
+    # get_attribute (TOSCA: the relationship); the other functions read SELF as the source node
+    requirement: int | None = None
 
     def for_node(self, node: str) -> Context:
         return Context(self.topology, node, self.inputs, self.read_attribute, self.read_operation_output,
                        self.read_secret)
+
+    def for_relationship(self, source: str, requirement: int) -> Context:
+        target = self.topology.nodes[source].requirements[requirement].target
+        return Context(self.topology, source, self.inputs, self.read_attribute, self.read_operation_output,
+                       self.read_secret, source, target, requirement)
+
+
+@dataclass(frozen=True)
+class Relationship:
+    """A relationship named by a function: its values, and where its attributes are kept (None: a
+    relationship template no requirement uses, which has no attributes but its declared ones)."""
+
+    name: str  # the template's, else the requirement's
+    properties: Mapping[str, Any]
+    attributes: Mapping[str, Any]
+    key: str | None
+    context: Context  # SELF is this relationship, for its own values
+
+
+def relationship_named(entity: str, ctx: Context) -> Relationship | None:
+    """The relationship a function's entity names: SELF in a relationship's operation, or a relationship
+    template (a node template of the same name wins); None when it names none."""
+    if entity == "SELF" and ctx.requirement is not None and ctx.source is not None:
+        return _instance(ctx.source, ctx.requirement, ctx)
+    template = ctx.topology.relationship_templates.get(entity)
+    if template is None or entity in ctx.topology.nodes:
+        return None
+    if len(template.instances) == 1:  # several: refused at load time for get_attribute
+        return _instance(*template.instances[0], ctx)
+    return Relationship(template.name, template.properties, template.attributes, None,
+                        replace(ctx, node=None, source=None, target=None, requirement=None))
+
+
+def _instance(source: str, index: int, ctx: Context) -> Relationship:
+    requirement = ctx.topology.nodes[source].requirements[index]
+    return Relationship(requirement.template or requirement.name, requirement.properties, requirement.attributes,
+                        relationship_key(source, index), ctx.for_relationship(source, index))
 
 
 def evaluate(value: Any, ctx: Context) -> Any:
@@ -90,6 +134,13 @@ def _property_of(template: NodeTemplate, args: list[Any], ctx: Context) -> tuple
 
 
 def _get_property(args: list[Any], ctx: Context) -> Any:
+    relationship = relationship_named(args[0], ctx)
+    if relationship is not None:
+        name, rest = args[1], list(args[2:])
+        if name not in relationship.properties:
+            raise FunctionError(f"{args[0]} has no property '{name}'")
+        return _dig(evaluate(relationship.properties[name], relationship.context), rest,
+                    f"property '{name}' of relationship '{relationship.name}'")
     for node in _entities(args[0], ctx):
         found, value = _property_of(ctx.topology.nodes[node], list(args[1:]), ctx)
         if found:
@@ -99,6 +150,9 @@ def _get_property(args: list[Any], ctx: Context) -> Any:
 
 def _get_attribute(args: list[Any], ctx: Context) -> Any:
     name, rest = args[1], list(args[2:])
+    relationship = relationship_named(args[0], ctx)
+    if relationship is not None:
+        return _relationship_attribute(relationship, name, rest, ctx)
     for node in _entities(args[0], ctx):
         template = ctx.topology.nodes[node]
         requirement = next((r for r in template.requirements if r.name == name), None)
@@ -116,6 +170,22 @@ def _get_attribute(args: list[Any], ctx: Context) -> Any:
         if name in template.properties:  # TOSCA: a property is also readable as an attribute
             return _dig(evaluate(template.properties[name], ctx.for_node(node)), rest, f"property '{name}'")
     return None  # not set yet: TOSCA attributes may legitimately be empty
+
+
+def _relationship_attribute(relationship: Relationship, name: str, rest: list[Any], ctx: Context) -> Any:
+    if name == "tosca_name":
+        return relationship.name
+    if name == "tosca_id" and relationship.key is not None:
+        return relationship.key
+    stored = ctx.read_attribute(relationship.key, name) if relationship.key is not None else None
+    what = f"attribute '{name}' of relationship '{relationship.name}'"
+    if stored is not None:
+        return _dig(stored, rest, what)
+    if relationship.attributes.get(name) is not None:
+        return _dig(evaluate(relationship.attributes[name], relationship.context), rest, what)
+    if name in relationship.properties:  # as for a node: a property is also readable as an attribute
+        return _dig(evaluate(relationship.properties[name], relationship.context), rest, what)
+    return None
 
 
 def _get_input(args: Any, ctx: Context) -> Any:

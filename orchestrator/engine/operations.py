@@ -13,7 +13,7 @@ from orchestrator.engine.evaluate import Context, evaluate
 from orchestrator.executors import scripts
 from orchestrator.executors.inventory import OperationRequest, Target, alias_for, connection_vars
 from orchestrator.functions import FunctionError, compute_host
-from orchestrator.model import LOCALHOST, ORCHESTRATOR, NodeTemplate, Operation, Step, Topology
+from orchestrator.model import LOCALHOST, ORCHESTRATOR, NodeTemplate, Operation, Step, Topology, relationship_key
 
 
 @dataclass(frozen=True)
@@ -54,9 +54,10 @@ class Evaluation:
     # this orch credential, as its user when the credential names one, whatever the topology's endpoint says
     login: LoginAs | None = None
 
-    def context(self, node: str | None, source: str | None = None, target: str | None = None) -> Context:
+    def context(self, node: str | None, source: str | None = None, target: str | None = None,
+                requirement: int | None = None) -> Context:
         return Context(self.topology, node, self.inputs, self.read_attribute, self.read_operation_output,
-                       self.read_secret, source, target)
+                       self.read_secret, source, target, requirement)
 
     @cached_property
     def plain_inputs(self) -> dict[str, Any]:
@@ -92,7 +93,7 @@ def prepare(step: Step, ev: Evaluation,
     host_name = host_node or "orchestrator"
     if operation is None or not operation.implementation:
         return PreparedStep(step, operation, host_name, None)
-    context = ev.context(step.node, source if target_node else None, target_node)
+    context = ev.context(step.node, source if target_node else None, target_node, step.requirement)
     try:
         inputs = evaluate(dict(operation.inputs), context)
         target = target_of(host_node, ev)
@@ -195,6 +196,35 @@ def target_of(host_node: str | None, ev: Evaluation) -> Target:
 def attributes_from_facts(node: NodeTemplate, facts: Mapping[str, Any]) -> dict[str, Any]:
     """Facts named like one of the node's attributes set that attribute (Yorc's convention)."""
     return {name: value for name, value in facts.items() if name in node.attributes}
+
+
+def attribute_updates(topology: Topology, step: Step, facts: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """What a step's success sets, by the store's key (a node's name, or a relationship's relationship_key):
+    in a node's operation, the facts named like one of its attributes; then, for each of the operation's
+    attribute mappings whose output the implementation set, the attribute it maps onto (an output it did not
+    set leaves the attribute as it was)."""
+    updates: dict[str, dict[str, Any]] = {}
+    if step.requirement is None:
+        updates[step.node] = attributes_from_facts(topology.nodes[step.node], facts)
+    operation = operation_of(topology, step)
+    for output, (entity, attribute) in (operation.outputs if operation else {}).items():
+        if output in facts:
+            updates.setdefault(mapped_key(topology, step, entity), {})[attribute] = facts[output]
+    return updates
+
+
+def mapped_key(topology: Topology, step: Step, entity: str) -> str:
+    """The store's key of the entity an attribute mapping names (checked at load time)."""
+    if entity == "SELF":
+        return step.node if step.requirement is None else relationship_key(step.node, step.requirement)
+    if entity == "SOURCE":
+        return step.node
+    if entity == "TARGET" and step.requirement is not None:
+        return topology.nodes[step.node].requirements[step.requirement].target
+    template = topology.relationship_templates.get(entity)
+    if template is not None and entity not in topology.nodes and len(template.instances) == 1:
+        return relationship_key(*template.instances[0])
+    return entity
 
 
 def outputs_from_facts(facts: Mapping[str, Any]) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from orchestrator.engine.operations import (
     Evaluation,
     PreparedStep,
     StepError,
-    attributes_from_facts,
+    attribute_updates,
     hosts_inventory,
     outputs_from_facts,
     prepare,
@@ -306,16 +306,23 @@ class Scheduler:
                                          step.node, step.operation, {"status": report.status})
                 continue  # its run record is closed by _record_monitor_end once the job is over
             if result.ok:
-                node = self.ev.topology.nodes[step.node]
-                attributes = attributes_from_facts(node, result.facts) if step.requirement is None else {}
-                self.store.operation_done(run_ids[alias], self.execution_id, self.ev.deployment, step.id,
-                                          step.node, outputs_from_facts(result.facts), attributes, step.state)
-                failpoints.reached("operation-done")
+                self._record_done(run_ids[alias], step, result)
             else:
                 self.store.operation_failed(run_ids[alias], self.execution_id, step.id, _failure_text(result),
                                             outputs_from_facts(result.facts))
             self.reporter.step_finished(step, result.ok, result.message)
         return results
+
+    def _record_done(self, run_id: int, step: Step, result: OperationResult) -> None:
+        """A step succeeded: the attributes it set on other entities (attribute mappings onto another node or a
+        relationship), then, in one transaction, its outputs, its node's attributes, the step done."""
+        updates = attribute_updates(self.ev.topology, step, result.facts)
+        for key, values in updates.items():
+            if key != step.node and values:
+                self.store.set_attributes(self.ev.deployment, key, values)
+        self.store.operation_done(run_id, self.execution_id, self.ev.deployment, step.id, step.node,
+                                  outputs_from_facts(result.facts), updates.get(step.node, {}), step.state)
+        failpoints.reached("operation-done")
 
     def _record_monitor_end(self, run: _Run, prepared: PreparedStep, result: OperationResult) -> None:
         if not prepared.is_monitor or prepared.step.id not in run.monitor_runs:
@@ -323,11 +330,7 @@ class Scheduler:
         step = prepared.step
         run_id = run.monitor_runs.pop(step.id)
         if result.ok:
-            node = self.ev.topology.nodes[step.node]
-            self.store.operation_done(run_id, self.execution_id, self.ev.deployment, step.id, step.node,
-                                      outputs_from_facts(result.facts), attributes_from_facts(node, result.facts),
-                                      step.state)
-            failpoints.reached("operation-done")
+            self._record_done(run_id, step, result)
         else:
             self.store.operation_failed(run_id, self.execution_id, step.id, _failure_text(result),
                                         outputs_from_facts(result.facts))

@@ -8,10 +8,11 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from orchestrator.model import Artifact, NodeTemplate, Operation, Problem
+from orchestrator.model import Artifact, NodeTemplate, Operation, Problem, RelationshipTemplate
 from orchestrator.tosca.functions import check_call, iter_functions
 from orchestrator.tosca.implementations import ArtifactRef, parse_implementation
 from orchestrator.tosca.matching import Matcher
+from orchestrator.tosca.relationships import RelationshipBuilder
 from orchestrator.tosca.requirements import RequirementBuilder
 from orchestrator.tosca.types import (
     TypeRegistry,
@@ -46,7 +47,7 @@ def is_parameter_definition(value: Any) -> bool:
             and ("type" in value or "value" in value))
 
 
-class NodeBuilder(RequirementBuilder):
+class NodeBuilder(RequirementBuilder, RelationshipBuilder):
     """Turns raw node templates into `NodeTemplate`s, collecting problems instead of stopping."""
 
     def __init__(self, registry: TypeRegistry, file_name: str, base_dir: str,
@@ -62,6 +63,7 @@ class NodeBuilder(RequirementBuilder):
         self.known_inputs = known_inputs
         self.problems: list[Problem] = []
         self.node_names: set[str] = set()
+        self.built_relationship_templates: dict[str, RelationshipTemplate] = {}  # by build_all
         self.raw_nodes: Mapping[str, Any] = {}
         self.current_node: str | None = None  # SELF while a node template is built
         self.current_artifacts: Mapping[str, Artifact] = {}  # its artifacts, while its operations are built
@@ -77,6 +79,7 @@ class NodeBuilder(RequirementBuilder):
         self.node_names = set(raw_nodes)
         self.raw_nodes = raw_nodes
         self.matcher = Matcher(self.registry, raw_nodes, self.known_input_values)
+        self.built_relationship_templates = self.build_relationship_templates()
         nodes: dict[str, NodeTemplate] = {}
         for name, raw in raw_nodes.items():
             place = f"node_templates.{name}"
@@ -104,9 +107,7 @@ class NodeBuilder(RequirementBuilder):
         properties = self.defaults(type_name, "properties")
         properties.update(raw.get("properties") or {})
         # every declared attribute is listed (None when unset): a fact of that name sets it
-        attributes = {k: (v.get("default") if isinstance(v, dict) else None)
-                      for k, v in self.registry.merged_section(type_name, "attributes").items()}
-        attributes.update(raw.get("attributes") or {})
+        attributes = self.declared_attributes(type_name, raw.get("attributes") or {})
         capabilities = self.capability_defaults(type_name)
         for cap, value in (raw.get("capabilities") or {}).items():
             if isinstance(value, dict) or value is None:
@@ -242,8 +243,9 @@ class NodeBuilder(RequirementBuilder):
             self.problem(f"{where}.retries", "must be a whole number of attempts after the first (0 or more)")
         if retry_delay is not None and not (_number(retry_delay) is not None and retry_delay >= 0):
             self.problem(f"{where}.retry_delay", "must be a number of seconds (0 or more)")
+        outputs = self.attribute_mappings(raw.get("outputs"), where, in_relationship)
         return Operation(short, name, impl or None, inputs, dependencies, operation_host,
-                         _number(timeout), _int(retries), _number(retry_delay))
+                         _number(timeout), _int(retries), _number(retry_delay), outputs)
 
     def runnable_file(self, primary: ArtifactRef | None, where: str) -> str | None:
         """The playbook an operation runs (None: a no-op), after saying why orch could not run it."""
@@ -374,7 +376,8 @@ class NodeBuilder(RequirementBuilder):
         """in_relationship: the value is in a relationship's operation (SELF is the relationship, and SOURCE
         and TARGET mean something); else SELF is the node being built."""
         for path, name, args in iter_functions(value):
-            message = (check_call(name, args, self.known_inputs, self.node_names, in_relationship=in_relationship)
+            message = (check_call(name, args, self.known_inputs, self.node_names, in_relationship=in_relationship,
+                                  relationship_names=self.relationship_templates)
                        or self.check_reference(name, args, in_relationship))
             if message:
                 self.problem(f"{place}.{path}" if path else place, message)
@@ -393,8 +396,12 @@ class NodeBuilder(RequirementBuilder):
 
     def check_reference(self, name: str, args: Any, in_relationship: bool) -> str | None:
         """A get_property or get_artifact of a node known at load time (SELF or a node's name) names
-        something that node has."""
-        if name not in ("get_property", "get_artifact") or not isinstance(args, list) or len(args) < 2:
+        something that node has; a get_property or get_attribute of a relationship, something it has."""
+        if not isinstance(args, list) or len(args) < 2:
+            return None
+        if name in ("get_property", "get_attribute") and self.relationship_named_by(args[0], in_relationship):
+            return self.relationship_reference(name, args, in_relationship)
+        if name not in ("get_property", "get_artifact"):
             return None
         node = self.current_node if args[0] == "SELF" and not in_relationship else args[0]
         raw = self.raw_nodes.get(node) if isinstance(node, str) else None

@@ -4,6 +4,7 @@ The grammar is orchestrator/functions.py; run-time evaluation is orchestrator/en
 from __future__ import annotations
 
 import difflib
+from collections.abc import Collection
 from typing import Any
 
 from orchestrator.functions import ENTITIES, FUNCTIONS, as_function, iter_functions
@@ -12,9 +13,10 @@ __all__ = ["as_function", "check_call", "iter_functions"]
 
 
 def check_call(name: str, args: Any, known_inputs: set[str], node_names: set[str], *,
-               in_relationship: bool | None = None) -> str | None:
+               in_relationship: bool | None = None, relationship_names: Collection[str] = ()) -> str | None:
     """Why a function call is malformed, or None. in_relationship: whether the call is in a relationship's
-    operation, where SOURCE and TARGET mean something (None: not known, not checked)."""
+    operation, where SOURCE and TARGET mean something (None: not known, not checked). relationship_names: the
+    topology's relationship templates, which get_property and get_attribute may name as they name a node."""
     if name not in FUNCTIONS:
         near = difflib.get_close_matches(name, sorted(FUNCTIONS), n=1)
         return f"unknown function '{name}'" + (f" (did you mean '{near[0]}'?)" if near else "")
@@ -39,11 +41,18 @@ def check_call(name: str, args: Any, known_inputs: set[str], node_names: set[str
     if name in ("get_property", "get_attribute", "get_artifact"):
         if not isinstance(args, list) or len(args) < 2 or not all(isinstance(a, (str, int)) for a in args):
             return f"{name} takes [entity, name, ...]"
+        if args[0] in relationship_names and name != "get_artifact":
+            return None
         if args[0] not in ENTITIES and args[0] not in node_names:
-            return f"{name} refers to unknown node '{args[0]}' (use SELF, SOURCE, TARGET, HOST or a node name)"
+            named = "a node or relationship template name" if name != "get_artifact" else "a node name"
+            return f"{name} refers to unknown node '{args[0]}' (use SELF, SOURCE, TARGET, HOST or {named})"
     if name == "get_operation_output":
         if not isinstance(args, list) or len(args) != 4 or not all(isinstance(a, str) for a in args):
             return "get_operation_output takes [entity, interface, operation, output]"
+        if args[0] in relationship_names and args[0] not in node_names:
+            # a relationship's operation outputs are kept with its source node's
+            return (f"get_operation_output names relationship template '{args[0]}'; orch reads the outputs of a "
+                    "relationship's operations through its source node (SELF or SOURCE in the operation)")
         if args[0] not in ENTITIES and args[0] not in node_names:
             return f"get_operation_output refers to unknown node '{args[0]}'"
     if name == "get_secret" and not ((isinstance(args, list) and args and isinstance(args[0], str))

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from orchestrator.gcpause import paused_gc
-from orchestrator.model import LoadError, Problem, Topology, Validation
+from orchestrator.model import LoadError, NodeTemplate, Problem, RelationshipTemplate, Topology, Validation
 from orchestrator.tosca import csar
 from orchestrator.tosca.build import NodeBuilder
 from orchestrator.tosca.datavalues import data_value_problems
@@ -202,7 +202,8 @@ def _load_template(template: Path, given_path: str, given_inputs: Mapping[str, A
                                                    registry.data_type_base)
     problems += workflow_problems
     outputs = parse_outputs(topology_raw.get("outputs"), file_name, set(definitions) | workflow_input_names,
-                            set(nodes), problems, known_data_type)
+                            set(nodes), problems, known_data_type, set(builder.relationship_templates),
+                            builder.output_reference)
     groups = topology_raw.get("groups")
     problems += group_problems(groups, set(raw_nodes), file_name)
     problems += policy_problems(topology_raw.get("policies"), registry, set(raw_nodes),
@@ -218,7 +219,20 @@ def _load_template(template: Path, given_path: str, given_inputs: Mapping[str, A
     return _Loaded(Topology(path=given_path, template_file=template_file, base_dir=base_dir,
                             description=str(document.get("description", "") or ""), inputs=definitions,
                             input_values=input_values, nodes=nodes, outputs=outputs, workflows=workflows,
-                            policies=policies_of(topology_raw.get("policies"))), needs_inputs)
+                            policies=policies_of(topology_raw.get("policies")),
+                            relationship_templates=_with_instances(builder.built_relationship_templates,
+                                                                   nodes)), needs_inputs)
+
+
+def _with_instances(templates: Mapping[str, RelationshipTemplate],
+                    nodes: Mapping[str, NodeTemplate]) -> dict[str, RelationshipTemplate]:
+    """Each relationship template with the requirements that use it."""
+    uses: dict[str, list[tuple[str, int]]] = {}
+    for node in nodes.values():
+        for i, requirement in enumerate(node.requirements):
+            if requirement.template is not None:
+                uses.setdefault(requirement.template, []).append((node.name, i))
+    return {name: replace(template, instances=tuple(uses.get(name, ()))) for name, template in templates.items()}
 
 
 def _check_shape(document: Any, file_name: str, types_alone_ok: bool = False) -> list[Problem]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from orchestrator.model import Problem
@@ -12,8 +12,11 @@ from orchestrator.tosca.inputs import is_known_type
 
 
 def parse_outputs(raw: Any, file_name: str, inputs: set[str], nodes: set[str], problems: list[Problem],
-                  known_data_type: Callable[[str], bool] | None = None) -> dict[str, Any]:
-    """name -> the value expression, as written. Problems are appended to `problems`."""
+                  known_data_type: Callable[[str], bool] | None = None, relationships: Collection[str] = (),
+                  relationship_reference: Callable[[str, Any], str | None] | None = None) -> dict[str, Any]:
+    """name -> the value expression, as written. Problems are appended to `problems`. relationships: the
+    relationship templates, which get_property and get_attribute may name; relationship_reference: why such
+    a call cannot be honoured (None: it can, or it names no relationship template)."""
     if raw is None:
         return {}
     if not isinstance(raw, dict):
@@ -42,7 +45,8 @@ def parse_outputs(raw: Any, file_name: str, inputs: set[str], nodes: set[str], p
                 if kind:
                     problems.append(Problem(file_name, f"{where}.value", kind))
         for _path, fn, args in iter_functions(value):
-            message = check_call(fn, args, inputs, nodes, in_relationship=False)
+            message = check_call(fn, args, inputs, nodes, in_relationship=False, relationship_names=relationships) \
+                or (relationship_reference(fn, args) if relationship_reference else None)
             if message:
                 problems.append(Problem(file_name, f"{where}.value", message))
         outputs[name] = value

@@ -61,7 +61,30 @@ def parser_view(document: Mapping[str, Any], topology_raw: Mapping[str, Any], im
     _drop_orch_operation_keys(checked["topology_template"])
     _input_types_for_parser(checked["topology_template"].get("inputs"), registry)
     _targets_named(checked["topology_template"].get("node_templates"), nodes or {})
+    relationships = checked["topology_template"].get("relationship_templates")
+    node_templates = checked["topology_template"].get("node_templates")
+    if isinstance(relationships, dict) and relationships:
+        named = set(relationships) - set(node_templates if isinstance(node_templates, dict) else ())
+        _relationship_calls_hidden(checked, named)
     return checked
+
+
+def _relationship_calls_hidden(value: Any, relationships: set[str]) -> Any:
+    """get_property and get_attribute naming a relationship template, which tosca-parser looks for among the
+    node templates ('Node template "x" was not found'), replaced by a call it leaves alone; orch checks them
+    (tosca/relationships.py). In place, in the deep copy."""
+    if isinstance(value, dict):
+        if len(value) == 1:
+            (name, args), = value.items()
+            if name in ("get_property", "get_attribute") and isinstance(args, list) and args \
+                    and isinstance(args[0], str) and args[0] in relationships:
+                return {"concat": [args[0]]}
+        for key, item in value.items():
+            value[key] = _relationship_calls_hidden(item, relationships)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            value[i] = _relationship_calls_hidden(item, relationships)
+    return value
 
 
 def _targets_named(templates: Any, nodes: Mapping[str, NodeTemplate]) -> None:

@@ -11,6 +11,7 @@ import networkx as nx
 
 from orchestrator.model import NodeTemplate, Requirement
 from orchestrator.tosca.matching import Wanted, occurrences
+from orchestrator.tosca.relationships import Relationship
 
 DEFAULT_RELATIONSHIP = "tosca.relationships.DependsOn"
 # the relationships that order their ends (TOSCA 1.3's declarative workflows); a cycle over them is an error
@@ -19,8 +20,8 @@ ORDERING_RELATIONSHIPS = ("tosca.relationships.HostedOn", "tosca.relationships.D
 
 
 class RequirementBuilder:
-    """The requirement half of NodeBuilder (which sets registry, node_names, raw_nodes, matcher, problem
-    and operations)."""
+    """The requirement half of NodeBuilder (which sets registry, node_names, raw_nodes, matcher, problem,
+    operations, defaults, declared_attributes and current_relationship)."""
 
     def requirements(self, node: str, type_name: str, raw: Any, place: str) -> tuple[Requirement, ...]:
         if not isinstance(raw, list):
@@ -48,15 +49,27 @@ class RequirementBuilder:
                 self.problem(where, f"requirement '{req_name}' targets node '{target}', which offers no "
                                     f"capability of type '{missing}'")
                 continue
-            rel_type, rel_ifaces, rel_props = self.relationship_of(value.get("relationship"),
-                                                                   declared.get(req_name, {}), where)
+            rel_type, rel_ifaces, rel_props, rel_attrs = self.relationship_of(value.get("relationship"),
+                                                                              declared.get(req_name, {}), where)
             if not self.registry.knows(rel_type):
                 self.problem(where, f"unknown relationship type '{rel_type}'")
                 continue
-            operations = self.operations(rel_type, rel_ifaces, where + ".relationship", "Configure")
+            named = value.get("relationship")
+            template = named if isinstance(named, str) and named in self.relationship_templates else None
+            label = f"relationship template '{template}'" if template else \
+                f"the relationship of requirement '{req_name}' of node '{node}'"
+            # SELF, SOURCE and TARGET in the relationship's operations
+            self.current_relationship = Relationship(rel_type, rel_props, rel_attrs, label, node, target)
+            try:
+                operations = self.operations(rel_type, rel_ifaces, where + ".relationship", "Configure")
+            finally:
+                self.current_relationship = None
             lineage = self.registry.lineage(rel_type)
-            result.append(Requirement(req_name, target, rel_type, lineage, operations, rel_props,
-                                      orders=any(t in lineage for t in ORDERING_RELATIONSHIPS)))
+            properties = self.defaults(rel_type, "properties")
+            properties.update(rel_props)
+            result.append(Requirement(req_name, target, rel_type, lineage, operations, properties,
+                                      orders=any(t in lineage for t in ORDERING_RELATIONSHIPS), template=template,
+                                      attributes=self.declared_attributes(rel_type, rel_attrs)))
         self.check_occurrences(raw, declared, place)
         return tuple(result)
 
@@ -130,22 +143,22 @@ class RequirementBuilder:
         return capability
 
     def relationship_of(self, raw: Any, declared: Mapping[str, Any], where: str):
-        """(type, interface assignments, properties) of a requirement's relationship."""
+        """(type, interface assignments, properties, attributes) of a requirement's relationship."""
         if isinstance(raw, str) and raw in self.relationship_templates:
             template = self.relationship_templates[raw] or {}
             raw = template if isinstance(template, dict) else {}
         if isinstance(raw, str):
-            return self.registry.full_name(raw, "relationship_types"), {}, {}
+            return self.registry.full_name(raw, "relationship_types"), {}, {}, {}
         if isinstance(raw, dict):
             rel_type = raw.get("type") or declared.get("relationship") or DEFAULT_RELATIONSHIP
             if isinstance(rel_type, dict):
                 rel_type = rel_type.get("type", DEFAULT_RELATIONSHIP)
-            return (self.registry.full_name(str(rel_type), "relationship_types"),
-                    raw.get("interfaces") or {}, raw.get("properties") or {})
+            return (self.registry.full_name(str(rel_type), "relationship_types"), raw.get("interfaces") or {},
+                    _mapping(raw.get("properties")), _mapping(raw.get("attributes")))
         rel_type = declared.get("relationship") or DEFAULT_RELATIONSHIP
         if isinstance(rel_type, dict):
             rel_type = rel_type.get("type", DEFAULT_RELATIONSHIP)
-        return self.registry.full_name(str(rel_type), "relationship_types"), {}, {}
+        return self.registry.full_name(str(rel_type), "relationship_types"), {}, {}, {}
 
     def check_requirement_cycles(self, nodes: Mapping[str, NodeTemplate]) -> None:
         """A cycle of ordering relationships cannot be deployed (each end waits for the other); other
@@ -168,6 +181,10 @@ def requirement_cycle(nodes: Mapping[str, NodeTemplate], *, ordering_only: bool)
     except nx.NetworkXNoCycle:
         return []
     return [edge[0] for edge in cycle] + [cycle[0][0]]
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _node_filter_shape_ok(node_filter: Any) -> bool:

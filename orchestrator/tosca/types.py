@@ -267,11 +267,11 @@ def normalize_operation(value: Any) -> dict[str, Any]:
 
 
 def merge_operation(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """A derived type or a template refines an operation: inputs merge, the rest is replaced."""
+    """A derived type or a template refines an operation: inputs and outputs merge, the rest is replaced."""
     merged = dict(base)
     for key, value in override.items():
-        if key == "inputs" and isinstance(value, dict):
-            merged["inputs"] = {**(base.get("inputs") or {}), **value}
+        if key in ("inputs", "outputs") and isinstance(value, dict) and isinstance(base.get(key) or {}, dict):
+            merged[key] = {**(base.get(key) or {}), **value}
         elif value is not None:
             merged[key] = value
     return merged
