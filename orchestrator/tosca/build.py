@@ -78,6 +78,7 @@ class NodeBuilder(RequirementBuilder, RelationshipBuilder):
     def build_all(self, raw_nodes: Mapping[str, Any]) -> dict[str, NodeTemplate]:
         self.node_names = set(raw_nodes)
         self.raw_nodes = raw_nodes
+        self._uses = None  # relationship_uses of these node templates
         self.matcher = Matcher(self.registry, raw_nodes, self.known_input_values)
         self.built_relationship_templates = self.build_relationship_templates()
         nodes: dict[str, NodeTemplate] = {}

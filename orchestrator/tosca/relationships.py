@@ -38,6 +38,7 @@ class RelationshipBuilder:
     current_node, problem, defaults and check_functions)."""
 
     current_relationship: Relationship | None = None  # SELF while a relationship's values are checked
+    _uses: dict[str, list[str]] | None = None  # relationship_uses, once the node templates are known
 
     def build_relationship_templates(self) -> dict[str, RelationshipTemplate]:
         """The topology's relationship templates whose type is known (tosca-parser names the others)."""
@@ -81,14 +82,16 @@ class RelationshipBuilder:
 
     def relationship_uses(self, name: str) -> list[str]:
         """The requirements (as `node.requirements[i]`) whose relationship is the template of that name."""
-        uses = []
-        for node, raw in self.raw_nodes.items():
-            requirements = raw.get("requirements") if isinstance(raw, dict) else None
-            for i, entry in enumerate(requirements if isinstance(requirements, list) else ()):
-                value = next(iter(entry.values())) if isinstance(entry, dict) and len(entry) == 1 else None
-                if isinstance(value, dict) and value.get("relationship") == name:
-                    uses.append(relationship_key(node, i))
-        return uses
+        if self._uses is None:  # once per load: thousands of operations may name a template
+            self._uses = {}
+            for node, raw in self.raw_nodes.items():
+                requirements = raw.get("requirements") if isinstance(raw, dict) else None
+                for i, entry in enumerate(requirements if isinstance(requirements, list) else ()):
+                    value = next(iter(entry.values())) if isinstance(entry, dict) and len(entry) == 1 else None
+                    named = value.get("relationship") if isinstance(value, dict) else None
+                    if isinstance(named, str) and named in self.relationship_templates:
+                        self._uses.setdefault(named, []).append(relationship_key(node, i))
+        return self._uses.get(name, [])
 
     def relationship_named_by(self, entity: Any, in_relationship: bool) -> Relationship | None:
         """The relationship a function's first argument names: SELF in a relationship's operation or values,
