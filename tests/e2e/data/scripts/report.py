@@ -1,4 +1,5 @@
 """Python configure on the data host: what it was given and where it ran, as JSON in `path`."""
+# ruff: noqa: SIM112 - the variables are the operation's inputs and outputs, named as the topology names them
 import json
 import os
 import socket
