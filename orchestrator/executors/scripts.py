@@ -50,7 +50,7 @@ def as_text(value: Any) -> str:
         return value
     if value is None:
         return ""
-    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+    return json.dumps(value, separators=(",", ":"))
 
 
 def script_variables(kind: str, script: str, dependencies: Iterable[str], values: Mapping[str, Any],
