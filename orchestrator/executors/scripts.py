@@ -27,7 +27,7 @@ KIND_OF_TYPE = {"tosca.artifacts.Implementation.Bash": "bash", "tosca.artifacts.
 KIND_OF_SUFFIX = {".sh": "bash", ".py": "python"}
 DEFAULT_PYTHON = "python3"  # the host's own, found on its PATH, unless its Compute names an interpreter
 
-# what bash can export: names the shell can see (Ansible would also put other names on a command line)
+# names a shell can see: bash leaves other names out of what it shows a script, so one rule for both kinds
 ENVIRONMENT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
@@ -59,6 +59,7 @@ def script_variables(kind: str, script: str, dependencies: Iterable[str], values
     """The variables of run_script.yaml for one operation. `values`: the script's environment (inputs and
     context); `artifacts`: the node's, copied beside the script when orch has them (a URL or a repository's
     file is given as written); `poll`: a job's watch, run again and again, which changes nothing."""
+    dependencies = list(dependencies)
     environment = {str(name): as_text(value) for name, value in values.items()}
     copied: list[dict[str, str]] = []
     for artifact in artifacts:
@@ -75,5 +76,5 @@ def script_variables(kind: str, script: str, dependencies: Iterable[str], values
     if urls:
         raise ScriptError(f"dependency {urls[0]} is a URL; orch copies beside a script only files it has")
     return {"ORCH_SCRIPT": script, "ORCH_SCRIPT_KIND": kind, "ORCH_SCRIPT_PYTHON": python or DEFAULT_PYTHON,
-            "ORCH_SCRIPT_ENV": environment, "ORCH_SCRIPT_DEPENDENCIES": list(dependencies),
+            "ORCH_SCRIPT_ENV": environment, "ORCH_SCRIPT_DEPENDENCIES": dependencies,
             "ORCH_SCRIPT_ARTIFACTS": copied, "ORCH_SCRIPT_CHANGES": not poll}

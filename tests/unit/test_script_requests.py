@@ -103,7 +103,7 @@ def test_artifacts_are_copied_or_given_as_written():
 
 
 def test_names_a_script_cannot_see_and_url_dependencies_are_refused():
-    # Ansible would also write an environment name unquoted into a shell line: only shell names pass
+    # a name bash cannot show its script is refused, not silently dropped
     for name in ("my-input", "x;touch /tmp/p", "1st", ""):
         with pytest.raises(scripts.ScriptError, match="cannot be an environment variable of a script"):
             scripts.script_variables("bash", "/s/run.sh", [], {name: "v"}, [])
