@@ -11,6 +11,7 @@ record (api/records.py). Loading happens before anything is written: bad input l
 from __future__ import annotations
 
 from orchestrator.api.background import Work
+from orchestrator.api.core import niced_ansible_executor
 from orchestrator.api.deploying import Deploying, new_execution_id
 from orchestrator.api.inputs import read_inputs
 from orchestrator.api.records import (
@@ -98,5 +99,6 @@ __all__ = [
     "Work",
     "default_home",
     "new_execution_id",
+    "niced_ansible_executor",
     "read_inputs",
 ]

@@ -28,11 +28,16 @@ INSTALL, UNINSTALL = "install", "uninstall"
 ExecutorFactory = Callable[[Path], Executor]
 
 
-def ansible_executor(home: Path) -> Executor:
+def ansible_executor(home: Path, nice: int = 0) -> Executor:
     from orchestrator.executors.ansible import AnsibleExecutor
 
     # warm: Ansible loads in a worker while the command loads its topology (2 cores: ~1 s off each command)
-    return AnsibleExecutor(home, warm=True)
+    return AnsibleExecutor(home, warm=True, nice=nice)
+
+
+def niced_ansible_executor(nice: int) -> ExecutorFactory:
+    """Ansible workers at a lower priority: what a service uses, so that its replies come before the work."""
+    return lambda home: ansible_executor(home, nice)
 
 
 def load_topology(path: str, inputs: Mapping[str, Any], *, allow_remote_imports: bool = False,
@@ -49,10 +54,14 @@ class Core:
 
     def __init__(self, home: Path, workers: int = 4, executor: Executor | None = None, *,
                  store: Store | None = None, executor_factory: ExecutorFactory = ansible_executor,
-                 store_factory: Callable[[Path], Store] = SqliteStore):
+                 store_factory: Callable[[Path], Store] = SqliteStore, store_per_thread: bool = False):
         self.home = home
         self._store = store
         self.store_factory = store_factory  # each background work opens a connection of its own with it
+        # a server's request threads each get a connection: one shared connection serialises every reply
+        self.store_per_thread = store_per_thread and store is None
+        self._thread_stores = threading.local()
+        self._opened: list[Store] = []
         self.workers = workers
         self.given_executor = executor
         self.executor_factory = executor_factory
@@ -62,6 +71,13 @@ class Core:
     @property
     def store(self) -> Store:
         """Opened on first use: validate, plan and credentials never create a store."""
+        if self.store_per_thread:
+            store = getattr(self._thread_stores, "store", None)
+            if store is None:
+                store = self._thread_stores.store = self.store_factory(self.home)
+                with self._cache_lock:
+                    self._opened.append(store)
+            return store
         if self._store is None:
             self._store = self.store_factory(self.home)
         return self._store
@@ -69,6 +85,10 @@ class Core:
     def close(self) -> None:
         if self._store is not None:
             self._store.close()
+        with self._cache_lock:
+            opened, self._opened = self._opened, []
+        for store in opened:
+            store.close()
 
     def __enter__(self):
         return self

@@ -137,9 +137,10 @@ class AnsibleExecutor:
     warm=True starts a worker at once, so that Ansible loads while the command is still loading its
     topology (2 cores: about a second off every deploy)."""
 
-    def __init__(self, home: Path, forks: int = 20, warm: bool = False):
+    def __init__(self, home: Path, forks: int = 20, warm: bool = False, nice: int = 0):
         self.home = home
         self.forks = forks
+        self.nice = nice  # the workers' niceness: a service keeps the CPU for its own replies first
         # ssh's ControlPath must stay under ~100 characters whatever $ORCH_HOME is, hence the system's
         # temporary folder; and ours alone, so that close() ends this command's SSH masters and not
         # those of an orch running beside it
@@ -254,7 +255,8 @@ class AnsibleExecutor:
             return len(self._all)
 
     def _new_worker(self) -> _Worker:
-        worker = _Worker({**os.environ, **ansible_environment(self.control_dir, self.forks)})
+        worker = _Worker({**os.environ, **ansible_environment(self.control_dir, self.forks),
+                          "ORCH_WORKER_NICE": str(self.nice)})
         with self._lock:
             self._all.append(worker)
         return worker

@@ -28,6 +28,8 @@ CALLBACK_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "callbac
 
 def main() -> int:
     start_lifeline()
+    # a service runs its executions' Ansible below itself, so that its replies to users stay quick
+    os.nice(int(os.environ.get("ORCH_WORKER_NICE") or 0))
     protocol = os.fdopen(os.dup(int(os.environ["ORCH_PROTOCOL_FD"])), "w", buffering=1)
     os.environ["ANSIBLE_CALLBACK_PLUGINS"] = CALLBACK_DIR
     os.environ["ANSIBLE_CALLBACKS_ENABLED"] = "orch_events"

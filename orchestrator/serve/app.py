@@ -27,10 +27,12 @@ from orchestrator.api import (
     UsageError,
     User,
     Work,
+    niced_ansible_executor,
 )
 from orchestrator.serve import models
 
 API = "/api/v1"
+WORKER_NICE = 10  # the executions' Ansible runs below the server: a status poll never waits behind a playbook
 WEB = Path(__file__).with_name("web")
 FOLLOW_POLL = 0.2
 
@@ -39,7 +41,7 @@ class Server:
     """The state one server process keeps beside the store: the work it runs, by execution id."""
 
     def __init__(self, home: Path, data_roots: tuple[Path, ...]):
-        self.api = Orchestrator(home)
+        self.api = Orchestrator(home, executor_factory=niced_ansible_executor(WORKER_NICE), store_per_thread=True)
         self.api.data_roots = data_roots
         self.works: dict[str, Work] = {}
         self.lock = threading.Lock()
