@@ -107,29 +107,10 @@ def create_app(home: Path, data_roots: tuple[Path, ...] = (), *, resume: bool = 
     UserDep = Annotated[User, Depends(current_user)]
     AdminDep = Annotated[User, Depends(current_admin)]
 
-    @app.exception_handler(NotFound)
-    async def not_found(request: Request, exc: NotFound) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=404)
-
-    @app.exception_handler(Refused)
-    async def refused(request: Request, exc: Refused) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=422)
-
-    @app.exception_handler(LoadError)
-    async def bad_inputs(request: Request, exc: LoadError) -> JSONResponse:
-        return JSONResponse({"detail": "; ".join(str(p) for p in exc.problems)}, status_code=422)
-
-    @app.exception_handler(DeploymentBusy)
-    async def busy(request: Request, exc: DeploymentBusy) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=409)
-
-    @app.exception_handler(UsageError)
-    async def usage(request: Request, exc: UsageError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=409)
-
-    @app.exception_handler(CredentialError)
-    async def credential(request: Request, exc: CredentialError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=422)
+    # the library's errors as replies: the most specific class first (NotFound and Refused are UsageErrors)
+    for error, status in ((NotFound, 404), (Refused, 422), (LoadError, 422), (DeploymentBusy, 409),
+                          (UsageError, 409), (CredentialError, 422)):
+        app.add_exception_handler(error, _reply_with(status))
 
     # -- workflows -------------------------------------------------------------------------------
 
@@ -231,6 +212,14 @@ def create_app(home: Path, data_roots: tuple[Path, ...] = (), *, resume: bool = 
         return [models.RegistryOut(**_fields(r)) for r in server.api.registries()]
 
     return app
+
+
+def _reply_with(status: int):
+    async def reply(request: Request, exc: Exception) -> JSONResponse:
+        detail = "; ".join(str(p) for p in exc.problems) if isinstance(exc, LoadError) else str(exc)
+        return JSONResponse({"detail": detail}, status_code=status)
+
+    return reply
 
 
 def _fields(record) -> dict:

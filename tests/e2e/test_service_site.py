@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -28,7 +27,6 @@ from orchestrator.api import Orchestrator  # noqa: E402
 TOPOLOGY = ROOT / "topologies" / "minimal-workflow.yaml"
 SAMPLE = ROOT / "workflows" / "wordcount" / "data" / "sample"
 EXPOSED = "minimal@site@exec_job"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 HOSTS = ("login", "data", "builder")  # the site's hosts
 COMPUTES = ("environment", "data", "builder")  # the topology's Compute nodes on them
 
@@ -40,15 +38,6 @@ def reference(texts: list[str]) -> list[str]:
     for text in texts:
         counter.update(re.findall(r"[a-z0-9]+", text.lower()))
     return [f"{w} {c}" for w, c in sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    playwright = pytest.importorskip("playwright.sync_api")
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")

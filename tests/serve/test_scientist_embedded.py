@@ -7,7 +7,6 @@ equal to an independent count, and cancels a second run; another user sees none 
 from __future__ import annotations
 
 import re
-import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -23,7 +22,6 @@ TOPOLOGY = ROOT / "topologies" / "minimal-workflow.yaml"
 SITE = ROOT / "sites" / "localhost.yaml"
 SAMPLE = ROOT / "workflows" / "wordcount" / "data" / "sample"
 EXPOSED = "minimal@localhost@exec_job"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 def reference(folder: Path) -> list[str]:
@@ -31,15 +29,6 @@ def reference(folder: Path) -> list[str]:
     for path in sorted(folder.glob("*.txt")):
         counter.update(re.findall(r"[a-z0-9]+", path.read_text(encoding="utf-8", errors="replace").lower()))
     return [f"{w} {c}" for w, c in sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    playwright = pytest.importorskip("playwright.sync_api")
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,6 @@ the finished execution is kept in the test's output folder."""
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -16,19 +14,6 @@ from orchestrator.api import Orchestrator
 
 JOBS = Path(__file__).resolve().parents[1] / "integration" / "data" / "jobs.yaml"
 EXPOSED = "jobs@local@exec_job"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    playwright = pytest.importorskip("playwright.sync_api")
-    if not os.path.exists(CHROMIUM):
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    with playwright.sync_playwright() as p:
-        # as root, chromium needs --no-sandbox; its own download cannot work offline, hence executable_path
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")
