@@ -21,6 +21,7 @@ from orchestrator.api.reading import Reading
 from orchestrator.api.records import Event, ExecutionView
 from orchestrator.credentials import CredentialError
 from orchestrator.engine.operations import LoginAs
+from orchestrator.functions import iter_functions
 from orchestrator.model import InputDefinition, Problem, UsageError
 from orchestrator.store.base import DeploymentStatus, Exposed, StoreError, User, UserExecution, UserKey
 
@@ -109,19 +110,11 @@ def hash_token(token: str) -> str:
 
 
 def _schema(definition: InputDefinition) -> InputSchema:
-    plain = not isinstance(definition.default, (dict, list)) or not _has_function(definition.default)
+    # a default computed by a function (get_artifact, concat, ...) has no value to show before it runs
+    plain = next(iter_functions(definition.default), None) is None
     return InputSchema(definition.name, definition.type, definition.required and not definition.has_default,
                        definition.default if plain else None, definition.has_default, definition.description,
                        tuple(dict(c) for c in definition.constraints))
-
-
-def _has_function(value: Any) -> bool:
-    if isinstance(value, dict):
-        return any(k.startswith("get_") or k in ("concat", "join", "token") for k in value) or \
-            any(_has_function(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_has_function(v) for v in value)
-    return False
 
 
 class Service(Background, Reading, Credentials):
