@@ -11,6 +11,7 @@ record (api/records.py). Loading happens before anything is written: bad input l
 from __future__ import annotations
 
 from orchestrator.api.background import Work
+from orchestrator.api.catalogue import Catalogued
 from orchestrator.api.core import niced_ansible_executor
 from orchestrator.api.deploying import Deploying, new_execution_id
 from orchestrator.api.inputs import read_inputs
@@ -54,7 +55,7 @@ from orchestrator.model import LoadError, Problem, Step, UsageError
 from orchestrator.store.base import DeploymentBusy, StoreError, User
 
 
-class Orchestrator(Templates, Registering, Deploying, Running, Service):
+class Orchestrator(Catalogued, Templates, Registering, Deploying, Running, Service):
     """orch's API on one home ($ORCH_HOME). One object per thread of work: its store connection is
     shared by its own threads only (start_* gives each background work its own)."""
 

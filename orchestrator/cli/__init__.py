@@ -33,6 +33,7 @@ from orchestrator.api import (
     default_home,
     read_inputs,
 )
+from orchestrator.cli.catalogue import catalogue
 from orchestrator.cli.credentials import credentials
 from orchestrator.cli.progress import ProgressReporter
 
@@ -425,6 +426,7 @@ def registry_remove(ctx: click.Context, name: str) -> None:
 
 
 cli.add_command(credentials)
+cli.add_command(catalogue)
 
 
 def _register_plugged_groups() -> None:
