@@ -1,8 +1,11 @@
 """Ansible filters for the eFlows4HPC playbooks: the job launch command (one renderer for every
 launcher, so the enqueue_compss line and the sbatch/local ones cannot drift apart), ${name}
-substitution of workflow inputs, where a data place is, and which plug-in folders there are.
+substitution of workflow inputs, where a data place is, which plug-in folders there are, and what a
+`catalogue:ID` source is.
 
-Functions of their arguments (no Ansible imports; only `plugs` reads the disk), so tests call them directly."""
+Functions of their arguments (no Ansible imports; only `plugs` and `catalogue_source` read the disk), so tests
+call them directly. The catalogue filters use orch's own package (the controller's Ansible runs in orch's
+Python): one reader of records for the CLI, the service and the playbooks."""
 
 from __future__ import annotations
 
@@ -111,8 +114,40 @@ def plugs(folder, required):
                   if entry.is_dir() and all((entry / name).is_file() for name in required))
 
 
+def catalogue_file(deployment_dir):
+    """The catalogue's file for the deployment whose folder is `deployment_dir` ($ORCH_HOME/deployments/NAME):
+    $ORCH_CATALOGUE, else $ORCH_HOME/catalogue.yaml, as orch's API decides it."""
+    from orchestrator.catalogue import catalogue_path
+
+    if not str(deployment_dir or ""):
+        return ""
+    return str(catalogue_path(Path(str(deployment_dir)).parent.parent))
+
+
+def catalogue_source(source, catalogue, hosts, node):
+    """{source, id, sha256, problem}: a source `catalogue:ID` becomes the record's first location this
+    topology can reach (a URL, HOST:/path with HOST one of its hosts, a controller path); any other
+    source stays as it is. `problem` (naming the node and the id) says why it cannot be resolved.
+    The values are the record's data: they are never templated or given to a shell."""
+    from orchestrator.catalogue import YamlCatalogue, catalogue_id, resolve_source
+
+    if catalogue_id(source) is None:
+        return resolve_source(source, str(node), None, lambda place: "")
+
+    def place_problem(place):
+        try:
+            data_place(place, hosts or {})
+        except ValueError as exc:
+            return str(exc)
+        return ""
+
+    store = YamlCatalogue(Path(str(catalogue))) if str(catalogue or "") else None
+    return resolve_source(source, str(node), store, place_problem)
+
+
 class FilterModule:
     def filters(self):
         return {"eflows_substitute": substitute, "eflows_launch_command": launch_command,
                 "eflows_data_place": data_place,
-                "eflows_target_problem": target_problem, "eflows_plugs": plugs}
+                "eflows_target_problem": target_problem, "eflows_plugs": plugs,
+                "eflows_catalogue_file": catalogue_file, "eflows_catalogue_source": catalogue_source}
