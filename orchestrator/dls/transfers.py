@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from orchestrator.dls.places import SshHost, SshPlace, Transfer, TransferError, UrlPlace, plan
+from orchestrator.dls.places import SshHost, SshPlace, Transfer, TransferError, UrlPlace, flag, is_url, plan
 
 MANIFEST = "find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum --"
 CHUNK = 1 << 16
@@ -461,18 +461,70 @@ def _send(url: UrlPlace, body: Any, size: int, digest: str) -> None:
 
 # -- from a run's conf -------------------------------------------------------------------------------------
 
-def resolve(kind: str, conf: Mapping[str, Any]) -> Mapping[str, Any]:
-    """stagein's `oid`: the catalogue record's place as `source` (TODO: orchestrator.catalogue is not there
-    yet; until it is, stagein takes `source` and refuses an `oid` without one)."""
-    if kind != "stagein" or not conf.get("oid") or conf.get("source"):
-        return conf
-    raise TransferError(f"conf oid {conf['oid']!r}: the data catalogue is not available here; give the "
-                        "dataset's place as source")
+SIZE = ('if [ -d "$TARGET" ]; then cd -- "$TARGET"; find . -type f -printf "%s\\n" | awk "{s+=\\$1} END {print s+0}"; '
+        'else stat -c %s -- "$TARGET"; fi')
+
+
+def _catalogue() -> Any:
+    from orchestrator.catalogue import YamlCatalogue, catalogue_path
+    from orchestrator.home import default_home
+
+    return YamlCatalogue(catalogue_path(default_home()))
+
+
+def resolve(kind: str, conf: Mapping[str, Any]) -> tuple[Mapping[str, Any], str]:
+    """stagein's `oid`: (the conf with the record's first readable location as `source`, the record's
+    sha256); any other conf as it is, with no sha256 to check. A location HOST:/path is read on HOST (or on
+    the conf's source_host, when the caller knows HOST by another address)."""
+    if kind != "stagein" or not conf.get("oid"):
+        return conf, ""
+    from orchestrator.catalogue import location_problem, resolve_source
+
+    found = resolve_source(f"catalogue:{conf['oid']}", "orch_stagein", _catalogue(), location_problem)
+    if found["problem"]:
+        raise TransferError(found["problem"])
+    source = found["source"]
+    host, sep, path = source.partition(":")
+    if sep and not is_url(source) and not source.startswith("/"):
+        return {**conf, "source": path, "source_host": conf.get("source_host") or host}, found["sha256"]
+    return {**conf, "source": source}, found["sha256"]
+
+
+def _register(transfer: Transfer, conf: Mapping[str, Any], result: Result) -> str:
+    """stageout's `register`: the result as a catalogue record (its id), its size counted where it is."""
+    from orchestrator.catalogue import CatalogueError, register_result
+
+    place = transfer.source if isinstance(transfer.target, UrlPlace) else transfer.target
+    with ExitStack() as stack:
+        shell: Shell = (stack.enter_context(connected(place.host, f"target {place.describe()}"))
+                        if isinstance(place, SshPlace) else LocalShell())
+        size = int(shell.run(script(SIZE, TARGET=place.path)).strip() or 0)
+    where = transfer.target
+    location = where.url if isinstance(where, UrlPlace) else (
+        f"{where.host.address}:{where.path}" if isinstance(where, SshPlace) else where.path)
+    try:
+        record = register_result(_catalogue(), deployment=str(conf.get("deployment") or "dls"),
+                                 node=str(conf.get("node") or "orch_stageout"), target=location, size=size,
+                                 checksum=result.checksum, source=transfer.source.describe(),
+                                 title=str(conf.get("mid") or ""))
+    except CatalogueError as exc:
+        raise TransferError(f"target {where.describe()}: the result could not be registered: {exc}") from None
+    return record.id
 
 
 def run(kind: str, conf: Mapping[str, Any]) -> dict[str, Any]:
-    """What a DAG's task does: the transfer its conf describes; {files, checksum, target_path}."""
-    return move(plan(kind, resolve(kind, conf))).as_dict()
+    """What a DAG's task does: the transfer its conf describes; {files, checksum, target_path} (and the new
+    record's `id` when a stage-out registers its result)."""
+    conf, sha256 = resolve(kind, conf)
+    transfer = plan(kind, conf)
+    result = move(transfer)
+    if sha256 and result.checksum != sha256:
+        raise TransferError(f"source catalogue:{conf.get('oid')}: the data at {transfer.source.describe()} is not "
+                            f"the catalogued dataset (its checksum is {result.checksum}, the record's sha256 "
+                            f"{sha256})")
+    if kind == "stageout" and flag(conf, "register", False):
+        return {**result.as_dict(), "id": _register(transfer, conf, result)}
+    return result.as_dict()
 
 
 def main(argv: list[str]) -> int:
