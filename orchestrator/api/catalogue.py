@@ -16,6 +16,7 @@ from orchestrator.api.core import Core
 from orchestrator.api.records import Result
 from orchestrator.api.service import NotFound, Refused
 from orchestrator.catalogue import (
+    PATTERNS,
     Catalogue,
     CatalogueError,
     InvalidRecord,
@@ -28,6 +29,10 @@ from orchestrator.catalogue import (
     record_from_mapping,
 )
 from orchestrator.model import UsageError
+
+# the shapes of a record's fields (whole-value patterns), for request models that must accept what the
+# catalogue accepts: the service's
+RECORD_PATTERNS = PATTERNS
 
 
 @contextmanager

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from orchestrator.catalogue.digest import dataset_digest, manifest
 from orchestrator.catalogue.record import (
+    PATTERNS,
     CatalogueError,
     DuplicateRecord,
     InvalidRecord,
@@ -23,6 +24,7 @@ from orchestrator.catalogue.store import Catalogue, catalogue_path
 from orchestrator.catalogue.yamlfile import YamlCatalogue
 
 __all__ = [
+    "PATTERNS",
     "PREFIX",
     "Catalogue",
     "CatalogueError",

@@ -13,12 +13,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+# The shapes of the fields, as patterns a whole value must match: the REST API's request model declares the
+# same ones (api/catalogue.py hands them on), so what its schema allows the catalogue accepts.
 # An id is safe as a file name and a URL path segment, and holds no ':' so that `catalogue:ID` reads one way.
-ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
-SHA256 = re.compile(r"[0-9a-f]{64}")
+ID = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}"
+# one line of text, not blank
+LINE = r"[^\x00-\x1f\x7f]*[^ \x00-\x1f\x7f][^\x00-\x1f\x7f]*"
+TEXT = r"[^\x00]*"
 # the places a mover understands (filter_plugins/eflows.py `data_place`): a URL, HOST:/path, a controller path
-_URL = re.compile(r"https?://[^/\s]+(/.*)?", re.DOTALL)
-_HOST_PATH = re.compile(r"[A-Za-z0-9_.-]+:/.*", re.DOTALL)
+LOCATION = (r"(https?://[^/ \x00-\x1f\x7f]+(/[^\x00-\x1f\x7f]*)?"
+            r"|[A-Za-z0-9_.-]+:/[^\x00-\x1f\x7f]*|/[^\x00-\x1f\x7f]*)")
+SHA256 = r"[0-9a-f]{64}"
+PATTERNS = {"id": ID, "line": LINE, "text": TEXT, "location": LOCATION, "sha256": SHA256}
+_ID, _LINE, _TEXT, _LOCATION, _SHA256 = (re.compile(p) for p in (ID, LINE, TEXT, LOCATION, SHA256))
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_TEXT = 4000
 
@@ -118,20 +125,27 @@ def record_from_mapping(data: Any, where: str, *, now: str | None = None) -> Rec
 
 # -- one check per field: (value, "") or (None, why) ------------------------------------------------------------
 
-def _text(value: Any, *, one_line: bool = True, limit: int = 500) -> tuple[Any, str]:
-    if not isinstance(value, str) or not value.strip():
-        return None, "must be non-empty text"
+def _text(value: Any, *, limit: int = 500) -> tuple[Any, str]:
+    if not isinstance(value, str) or not _LINE.fullmatch(value):
+        return None, ("must be one line of text (no control characters)" if isinstance(value, str) and value.strip()
+                      else "must be non-empty text")
     if len(value) > limit:
         return None, f"longer than {limit} characters"
-    if one_line and _CONTROL.search(value):
-        return None, "must be one line (no control characters)"
-    if "\x00" in value:
-        return None, "holds a NUL character"
     return value, ""
 
 
+def _description(value: Any) -> tuple[Any, str]:
+    if value is None:
+        return "", ""
+    if not isinstance(value, str) or not _TEXT.fullmatch(value):
+        return None, "must be text (without NUL characters)"
+    if len(value) > MAX_TEXT:
+        return None, f"longer than {MAX_TEXT} characters"
+    return (value if value.strip() else ""), ""
+
+
 def _id(value: Any) -> tuple[Any, str]:
-    if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
+    if not isinstance(value, str) or not _ID.fullmatch(value):
         return None, (f"{value!r} is not an id: 1 to 128 of A-Z a-z 0-9 _ . - "
                       "(starting with a letter or digit; no ':')")
     return value, ""
@@ -143,9 +157,7 @@ def location_problem(place: Any) -> str:
         return "a location is non-empty text"
     if _CONTROL.search(place):
         return f"{place!r} holds control characters"
-    if place.startswith(("http://", "https://")):
-        return "" if _URL.fullmatch(place) else f"{place!r} is not a URL with a host"
-    if _HOST_PATH.fullmatch(place) or place.startswith("/"):
+    if _LOCATION.fullmatch(place):
         return ""
     return f"{place!r} is not a URL (http/https), HOST:/path or an absolute path"
 
@@ -168,7 +180,7 @@ def _size(value: Any) -> tuple[Any, str]:
 
 
 def _sha256(value: Any) -> tuple[Any, str]:
-    if not isinstance(value, str) or not SHA256.fullmatch(value):
+    if not isinstance(value, str) or not _SHA256.fullmatch(value):
         return None, f"{value!r} is not a sha256 (64 lowercase hexadecimal digits)"
     return value, ""
 
@@ -203,5 +215,5 @@ _CHECKS = {
     "keywords": _keywords,
     "created_by": lambda v: _text(v, limit=200),
     "created": _created,
-    "description": lambda v: ("", "") if v is None or v == "" else _text(v, one_line=False, limit=MAX_TEXT),
+    "description": _description,
 }

@@ -183,6 +183,25 @@ def create_app(home: Path, data_roots: tuple[Path, ...] = (), *, resume: bool = 
         path = server.api.user_result_file(user, execution_id, output)
         return FileResponse(path, filename=path.name)
 
+    # -- the data catalogue ----------------------------------------------------------------------
+
+    @app.get(f"{API}/catalogue", response_model=list[models.RecordOut], tags=["catalogue"])
+    def catalogue(user: UserDep) -> list[models.RecordOut]:
+        return [models.RecordOut(**r.as_dict()) for r in server.api.catalogue()]
+
+    @app.get(f"{API}/catalogue/{{record_id}}", response_model=models.RecordOut, tags=["catalogue"])
+    def catalogue_record(user: UserDep, record_id: str) -> models.RecordOut:
+        return models.RecordOut(**server.api.catalogue_record(record_id).as_dict())
+
+    @app.post(f"{API}/catalogue", response_model=models.RecordOut, status_code=201, tags=["catalogue"])
+    def catalogue_add(admin: AdminDep, body: models.RecordIn) -> models.RecordOut:
+        given = body.model_dump(exclude_none=True)
+        return models.RecordOut(**server.api.catalogue_add(given).as_dict())
+
+    @app.delete(f"{API}/catalogue/{{record_id}}", status_code=204, tags=["catalogue"])
+    def catalogue_remove(admin: AdminDep, record_id: str) -> None:
+        server.api.catalogue_remove(record_id)
+
     # -- the web page ----------------------------------------------------------------------------
 
     app.mount("/web", StaticFiles(directory=WEB), name="web")

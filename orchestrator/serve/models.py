@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from orchestrator.api.catalogue import RECORD_PATTERNS
 
 
 class Strict(BaseModel):
@@ -157,3 +159,41 @@ class RegistryOut(BaseModel):
 class Problem(BaseModel):
     detail: str | list[dict[str, Any]] = Field(
         description="What is wrong, in words; for a malformed request, one entry per field (its `loc` names it).")
+
+
+def _whole(name: str) -> str:
+    return f"^{RECORD_PATTERNS[name]}$"
+
+
+_Line = Annotated[str, Field(min_length=1, max_length=200, pattern=_whole("line"))]
+
+
+class RecordIn(Strict):
+    """A dataset's record for the data catalogue: the fields of `orch catalogue add`'s file, in the catalogue's
+    own shapes; `created` is the time it is added."""
+
+    id: str = Field(pattern=_whole("id"), description="What a source catalogue:ID names.")
+    title: str = Field(min_length=1, max_length=500, pattern=_whole("line"))
+    locations: list[Annotated[str, Field(min_length=1, max_length=4096, pattern=_whole("location"))]] = Field(
+        min_length=1, max_length=100, json_schema_extra={"uniqueItems": True},
+        description="Where the data is: URLs (http/https), HOST:/path (HOST a host of the topology) or absolute paths.")
+    size: int = Field(ge=0, description="Bytes: the sum of the files' sizes.")
+    sha256: str = Field(pattern=_whole("sha256"),
+                        description="The sha256 of the dataset's manifest: a data move's checksum attribute.")
+    licence: _Line
+    keywords: list[Annotated[str, Field(min_length=1, max_length=100, pattern=_whole("line"))]] = Field(max_length=100)
+    created_by: _Line
+    description: str | None = Field(default=None, max_length=4000, pattern=_whole("text"))
+
+
+class RecordOut(BaseModel):
+    id: str
+    title: str
+    locations: list[str]
+    size: int
+    sha256: str
+    licence: str
+    keywords: list[str]
+    created_by: str
+    created: str
+    description: str = ""
