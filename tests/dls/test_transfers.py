@@ -13,6 +13,7 @@ import hashlib
 import http.server
 import io
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -33,9 +34,10 @@ pytestmark = [pytest.mark.e2e,
               pytest.mark.skipif(not DLS_PYTHON.exists(), reason="no .venv-dls (pip install -e '.[dls]' there)")]
 
 
-def transfer(kind: str, conf: dict) -> subprocess.CompletedProcess[str]:
+def transfer(kind: str, conf: dict, env: dict | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(DLS_PYTHON), "-m", "orchestrator.dls.transfers", kind], input=json.dumps(conf),
-                          capture_output=True, text=True, timeout=300, cwd=REPO, check=False)
+                          capture_output=True, text=True, timeout=300, cwd=REPO, check=False,
+                          env={**os.environ, **(env or {})})
 
 
 def expected(files: dict[str, bytes]) -> tuple[int, str]:
@@ -263,6 +265,47 @@ def test_ssh_to_http_uploads_a_file_and_a_folder(sim_site, folders, web):
     assert refused.returncode == 1 and "is a folder" in refused.stderr
 
 
+def test_an_image_lands_beside_the_other_images(sim_site, folders, web):
+    base, store = web
+    store["/images/download/app.sif"] = b"an image" * 1000
+    images = f"{folders['login']}/images"
+    put_files(sim_site, "login", images, {"other.sif": b"stays"})
+    # the published image transfer's conf
+    conf = {**host_conf(sim_site, "login"), "image_id": "app.sif", "target": images,
+            "url": f"{base}/images/download/", "vault_path": "/services_secrets/image_creation",
+            "ssh_options": ssh_options(sim_site)}
+    done = transfer("image_transfer", conf)
+    assert done.returncode == 0, done.stderr
+    image = store["/images/download/app.sif"]
+    assert json.loads(done.stdout) == {"files": 1, "checksum": expected({"app.sif": image})[1],
+                                       "target_path": f"{images}/app.sif"}
+    assert set(listing(sim_site, "login", images)) == {"./other.sif", "./app.sif"}
+    assert listing(sim_site, "login", images)["./app.sif"][0] == "644"
+
+
+def test_stage_in_by_catalogue_id_checks_the_records_sha256(sim_site, folders, web, tmp_path):
+    from orchestrator.catalogue import YamlCatalogue, record_from_mapping
+
+    base, store = web
+    store["/sample.tar.gz"] = _tar_gz(DATASET)
+    path = tmp_path / "catalogue.yaml"
+    catalogue = YamlCatalogue(path)
+    record = {"title": "a sample", "locations": [f"{base}/sample.tar.gz"], "size": 1, "licence": "CC-BY-4.0",
+              "keywords": [], "created_by": "test"}
+    catalogue.add(record_from_mapping({**record, "id": "good", "sha256": expected(DATASET)[1]}, "test"))
+    catalogue.add(record_from_mapping({**record, "id": "wrong", "sha256": "0" * 64}, "test"))
+    env = {"ORCH_CATALOGUE": str(path)}
+    target = f"{folders['login']}/staged"
+    conf = {**host_conf(sim_site, "login"), "target": target, "ssh_options": ssh_options(sim_site)}
+    done = transfer("stagein", {**conf, "oid": "good"}, env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["checksum"] == expected(DATASET)[1]
+    wrong = transfer("stagein", {**conf, "oid": "wrong"}, env)
+    assert wrong.returncode == 1 and "is not the catalogued dataset" in wrong.stderr, wrong.stderr
+    unknown = transfer("stagein", {**conf, "oid": "nothing"}, env)
+    assert unknown.returncode == 1 and "catalogue:nothing" in unknown.stderr, unknown.stderr
+
+
 def test_a_target_the_embedded_mover_refuses_is_refused(sim_site):
     for target in ("/scratch", "relative/path", "/scratch/../etc"):
         done = transfer("http2ssh", {**host_conf(sim_site, "login"), "url": "http://127.0.0.1:9/x.tar.gz",
@@ -283,3 +326,22 @@ def test_the_target_rules_are_the_embedded_movers():
 
 
 PATHS = ["", " ", "/", "/scratch", "/scratch/", "/scratch/x", "scratch/x", "/a/./b", "/a/../b", "//a//b", "/a/b c"]
+
+
+def test_stage_out_registers_its_result_in_the_catalogue(sim_site, folders, tmp_path):
+    from orchestrator.catalogue import YamlCatalogue
+
+    source = f"{folders['data']}/result"
+    put_files(sim_site, "data", source, DATASET)
+    path = tmp_path / "catalogue.yaml"
+    target = str(tmp_path / "out" / "result")
+    # the published stage-out's conf (register as text), the result brought to this machine
+    conf = {**host_conf(sim_site, "data"), "source": source, "target": target, "register": "True",
+            "mid": "the result", "deployment": "wc", "node": "stage_out", "ssh_options": ssh_options(sim_site)}
+    done = transfer("stageout", conf, {"ORCH_CATALOGUE": str(path)})
+    assert done.returncode == 0, done.stderr
+    reply = json.loads(done.stdout)
+    record = YamlCatalogue(path).record(reply["id"])
+    assert record.sha256 == reply["checksum"] == expected(DATASET)[1]
+    assert record.locations == (target,) and record.title == "the result"
+    assert record.size == sum(len(data) for data in DATASET.values())
