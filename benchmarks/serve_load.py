@@ -94,9 +94,12 @@ def _load(server: Server, headers: dict, clients: int, executions: int, seconds:
             started.raise_for_status()
             ids.append(started.json()["id"])
     latencies: dict[str, list[float]] = {"status": [], "logs": []}
+    in_server: list[float] = []  # the server's own time per reply (its Server-Timing header)
+    slowest: list[tuple[float, float, str]] = []  # (latency, seconds since the start, kind): where the tail lies
     errors: list[str] = []
     lock = threading.Lock()
-    stop = time.monotonic() + seconds
+    began_at = time.monotonic()
+    stop = began_at + seconds
     cpu_before = cpu_seconds(server.process.pid)
     peak_rss = [rss_mb(server.process.pid)]
 
@@ -118,8 +121,12 @@ def _load(server: Server, headers: dict, clients: int, executions: int, seconds:
                         with lock:
                             errors.append(f"{kind}: {type(exc).__name__}: {exc}")
                         continue
+                    timing = reply.headers.get("server-timing", "")
                     with lock:
                         latencies[kind].append(took)
+                        slowest.append((took, time.monotonic() - began_at, kind))
+                        if timing.startswith("app;dur="):
+                            in_server.append(float(timing[len("app;dur="):]) / 1000)
                 time.sleep(0.5)  # a page polls about twice a second
 
     def sample() -> None:
@@ -146,7 +153,9 @@ def _load(server: Server, headers: dict, clients: int, executions: int, seconds:
         "latency_ms": {kind: {"p50": round(statistics.median(v) * 1000, 1) if v else None,
                               "p90": round(percentile(v, 90) * 1000, 1), "p99": round(percentile(v, 99) * 1000, 1),
                               "max": round(max(v) * 1000, 1) if v else None}
-                       for kind, v in {**latencies, "all": every}.items()},
+                       for kind, v in {**latencies, "all": every, "in_server": in_server}.items()},
+        "slowest": [{"ms": round(t * 1000), "at_s": round(at, 1), "kind": k}
+                    for t, at, k in sorted(slowest, reverse=True)[:12]],
         "server_cpu_s": round(cpu_after[0] - cpu_before[0], 1),
         "server_cpu_with_children_s": round(cpu_after[1] - cpu_before[1], 1),
         "server_cpu_percent_of_one_core": round(100 * (cpu_after[0] - cpu_before[0]) / elapsed, 1),

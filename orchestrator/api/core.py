@@ -66,6 +66,7 @@ class Core:
         self.given_executor = executor
         self.executor_factory = executor_factory
         self._topologies: dict[str, tuple[tuple, Topology]] = {}
+        self._plan_views: dict[tuple[str, str], tuple[Topology, Any]] = {}  # (deployment, workflow): its steps
         self._cache_lock = threading.Lock()
 
     @property

@@ -22,7 +22,7 @@ from orchestrator.api.records import Event, ExecutionView
 from orchestrator.credentials import CredentialError
 from orchestrator.engine.operations import LoginAs
 from orchestrator.functions import iter_functions
-from orchestrator.model import InputDefinition, Problem, UsageError
+from orchestrator.model import InputDefinition, LoadError, Problem, UsageError
 from orchestrator.store.base import DeploymentStatus, Exposed, StoreError, User, UserExecution, UserKey
 
 TOKEN_BYTES = 32
@@ -174,6 +174,22 @@ class Service(Background, Reading, Credentials):
                                          tuple(_schema(d) for d in workflow.inputs.values())))
         return found
 
+    def warm(self) -> int:
+        """Load every exposed workflow's topology and plan now, once, rather than in the first replies
+        about it: a load holds the interpreter for about a second, and every reply in flight waits for it.
+        Returns how many were loaded (a topology that no longer loads is left to the reply that needs it)."""
+        loaded = 0
+        for exposed in self.store.exposed():
+            deployment = self.store.deployment(exposed.deployment)
+            if deployment is None or deployment.status != DeploymentStatus.DEPLOYED:
+                continue
+            try:
+                self._plan_of(deployment.name, exposed.workflow)
+            except (UsageError, LoadError, KeyError):
+                continue
+            loaded += 1
+        return loaded
+
     def _exposed(self, name: str) -> Exposed:
         for exposed in self.store.exposed():
             if exposed.name == name:
@@ -285,6 +301,15 @@ class Service(Background, Reading, Credentials):
         owned = self._owned(user, execution_id)
         return self.events(self._exposed_deployment(owned), execution_id, after_id)
 
+    def user_log_page(self, user: User, execution_id: str, after_id: int = 0) -> tuple[bool, list[Event]]:
+        """(whether the execution is over, its events after `after_id`): one step of a follower that waits
+        elsewhere (the service's event stream awaits between pages instead of holding a thread asleep).
+        Over is read before the events, so that the page after the last holds every event."""
+        owned = self._owned(user, execution_id)
+        deployment = self._exposed_deployment(owned)
+        over = self.execution(deployment, execution_id).over
+        return over, self.store.events(deployment, execution_id, after_id)
+
     def follow_user_execution(self, user: User, execution_id: str, after_id: int = 0, poll: float = 0.3):
         owned = self._owned(user, execution_id)
         return self.follow(self._exposed_deployment(owned), execution_id, after_id, poll)
@@ -294,10 +319,10 @@ class Service(Background, Reading, Credentials):
         return self.cancel(self._exposed_deployment(owned), execution_id, wait=wait)
 
     def _owned(self, user: User, execution_id: str) -> UserExecution:
-        for owned in self.store.user_executions(user.name):
-            if owned.execution_id == execution_id:
-                return owned
-        raise NotFound(f"no execution '{execution_id}'")
+        owned = self.store.user_execution(execution_id)
+        if owned is None or owned.user != user.name:
+            raise NotFound(f"no execution '{execution_id}'")
+        return owned
 
     def _exposed_deployment(self, owned: UserExecution) -> str:
         execution = self.store.execution(owned.execution_id)
@@ -316,11 +341,7 @@ class Service(Background, Reading, Credentials):
                                  view.outputs, view.error, owned.key_id, steps, edges)
 
     def _steps(self, deployment: str, view: ExecutionView) -> tuple[tuple[StepState, ...], tuple[tuple[str, str], ...]]:
-        from orchestrator.plan.view import plan_view
-        from orchestrator.plan.workflows import workflow_plan
-
-        topology = self._stored_topology(self._existing(deployment))
-        plan = plan_view(workflow_plan(topology, view.workflow))
+        plan = self._plan_of(deployment, view.workflow)
         statuses = self.store.step_statuses(view.id)
         times: dict[str, tuple[float, float | None]] = {}
         for run in self.store.operation_runs(deployment, view.id):
@@ -330,6 +351,22 @@ class Service(Background, Reading, Credentials):
                                 times.get(s.id, (None, None))[0], times.get(s.id, (None, None))[1])
                       for s in plan.steps)
         return steps, plan.edges
+
+    def _plan_of(self, deployment: str, workflow: str):
+        """The workflow's plan view, computed once per load of the deployment's topology (polls ask often)."""
+        from orchestrator.plan.view import plan_view
+        from orchestrator.plan.workflows import workflow_plan
+
+        topology = self._stored_topology(self._existing(deployment))
+        key = (deployment, workflow)
+        with self._cache_lock:
+            cached = self._plan_views.get(key)
+        if cached is not None and cached[0] is topology:
+            return cached[1]
+        plan = plan_view(workflow_plan(topology, workflow))
+        with self._cache_lock:
+            self._plan_views[key] = (topology, plan)
+        return plan
 
     def _input_problems(self, inputs: Mapping[str, Any]) -> list[Problem]:
         """A value naming a path of the orch server must lie under a data root: a user's input is never a

@@ -28,8 +28,9 @@ CALLBACK_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "callbac
 
 def main() -> int:
     start_lifeline()
-    # a service runs its executions' Ansible below itself, so that its replies to users stay quick
-    os.nice(int(os.environ.get("ORCH_WORKER_NICE") or 0))
+    nice = int(os.environ.get("ORCH_WORKER_NICE") or 0)
+    if nice > 0:
+        _run_below(nice)
     protocol = os.fdopen(os.dup(int(os.environ["ORCH_PROTOCOL_FD"])), "w", buffering=1)
     os.environ["ANSIBLE_CALLBACK_PLUGINS"] = CALLBACK_DIR
     os.environ["ANSIBLE_CALLBACKS_ENABLED"] = "orch_events"
@@ -50,6 +51,34 @@ def main() -> int:
             rc, error = 250, f"{type(exc).__name__}: {exc}"
         protocol.write(json.dumps({"id": request["id"], "rc": rc, "error": error}) + "\n")
     return 0
+
+
+def _run_below(nice: int) -> None:
+    """A service runs its executions' Ansible below itself, so that its replies to users stay quick.
+
+    A nice value alone is not enough on Linux: with autogroups (the default) the CPU is first shared
+    between sessions, and nice only weighs processes inside one session. This worker leads a session of
+    its own, and each of Ansible's forks calls setsid() again; every such new session would take as much
+    CPU as the whole server. So the worker's session, and each one its forks make, gets the nice value
+    too (/proc/self/autogroup: lowering one's own priority needs no privilege)."""
+    os.nice(nice)
+    _autogroup_nice(nice)
+    real_setsid = os.setsid
+
+    def setsid() -> int:
+        session = real_setsid()
+        _autogroup_nice(nice)
+        return session
+
+    os.setsid = setsid  # Ansible forks its task workers from this process: they inherit it
+
+
+def _autogroup_nice(nice: int) -> None:
+    try:
+        with open("/proc/self/autogroup", "w") as autogroup:
+            autogroup.write(str(nice))
+    except OSError:
+        pass  # a kernel without autogroups: nice alone does it
 
 
 def _run_playbook(inventory: str, playbook: str) -> int:

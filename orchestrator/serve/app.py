@@ -6,12 +6,14 @@ restarted server finds those that were running and watches their jobs again."""
 
 import json
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -35,6 +37,7 @@ API = "/api/v1"
 WORKER_NICE = 10  # the executions' Ansible runs below the server: a status poll never waits behind a playbook
 WEB = Path(__file__).with_name("web")
 FOLLOW_POLL = 0.2
+REQUEST_THREADS = 8  # the threads that answer requests (see lifespan)
 
 
 class Server:
@@ -78,6 +81,10 @@ def create_app(home: Path, data_roots: tuple[Path, ...] = (), *, resume: bool = 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        # Replies are short reads; many threads only contend for the interpreter lock (every store call
+        # releases and takes it back), so a few threads answer faster than anyio's default forty.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = REQUEST_THREADS
+        app.state.warmed = await anyio.to_thread.run_sync(server.api.warm)
         if resume:
             app.state.resumed = server.resume_interrupted()
         yield
@@ -162,8 +169,8 @@ def create_app(home: Path, data_roots: tuple[Path, ...] = (), *, resume: bool = 
              last_event_id: Annotated[str | None, Header()] = None):
         if accept and "text/event-stream" in accept:
             start_after = int(last_event_id) if last_event_id and last_event_id.isdigit() else after
-            events = server.api.follow_user_execution(user, execution_id, start_after, FOLLOW_POLL)
-            return StreamingResponse(_sse(events), media_type="text/event-stream",
+            server.api.user_log_page(user, execution_id, 0)  # not theirs, or no such execution: 404 now
+            return StreamingResponse(_sse(server.api, user, execution_id, start_after), media_type="text/event-stream",
                                      headers={"Cache-Control": "no-store"})
         return [_event(e) for e in server.api.user_events(user, execution_id, after)]
 
@@ -205,6 +212,7 @@ def create_app(home: Path, data_roots: tuple[Path, ...] = (), *, resume: bool = 
     # -- the web page ----------------------------------------------------------------------------
 
     app.mount("/web", StaticFiles(directory=WEB), name="web")
+    app.add_middleware(ServerTiming)
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
@@ -231,6 +239,28 @@ def create_app(home: Path, data_roots: tuple[Path, ...] = (), *, resume: bool = 
         return [models.RegistryOut(**_fields(r)) for r in server.api.registries()]
 
     return app
+
+
+class ServerTiming:
+    """Adds `Server-Timing: app;dur=MS` to every reply: the time from the request's arrival to its reply's
+    headers, inside this process. A client can tell the time the server took from the time it waited
+    (benchmarks/serve_load.py reports both)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        began = time.perf_counter()
+
+        async def timed(message):
+            if message["type"] == "http.response.start":
+                took = (time.perf_counter() - began) * 1000
+                message.setdefault("headers", []).append((b"server-timing", f"app;dur={took:.1f}".encode()))
+            await send(message)
+
+        return await self.app(scope, receive, timed)
 
 
 def _reply_with(status: int):
@@ -264,7 +294,16 @@ def _event(event) -> models.EventOut:
                            message=event.message)
 
 
-def _sse(events: Iterator) -> Iterator[str]:
-    for event in events:
-        yield f"id: {event.id}\nevent: {event.kind}\ndata: {json.dumps(_event(event).model_dump())}\n\n"
+async def _sse(api: Orchestrator, user: User, execution_id: str, after: int) -> AsyncIterator[str]:
+    """The execution's events as server-sent events until it is over. It waits on the event loop between
+    pages, not in a request thread, so followers never take threads from the other replies (and a
+    follower that goes away is simply cancelled)."""
+    while True:
+        over, events = await anyio.to_thread.run_sync(api.user_log_page, user, execution_id, after)
+        for event in events:
+            after = event.id
+            yield f"id: {event.id}\nevent: {event.kind}\ndata: {json.dumps(_event(event).model_dump())}\n\n"
+        if over:
+            break
+        await anyio.sleep(FOLLOW_POLL)
     yield "event: end\ndata: {}\n\n"

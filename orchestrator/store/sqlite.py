@@ -486,8 +486,11 @@ class SqliteStore:
         sql, args = "SELECT * FROM user_executions", ()
         if user is not None:
             sql, args = sql + " WHERE user=?", (user,)
-        return [UserExecution(r["execution_id"], r["user"], r["exposed"], r["key_id"], r["created"])
-                for r in self._query(sql + " ORDER BY created", args)]
+        return [_user_execution(r) for r in self._query(sql + " ORDER BY created", args)]
+
+    def user_execution(self, execution_id: str) -> UserExecution | None:
+        rows = self._query("SELECT * FROM user_executions WHERE execution_id=?", (execution_id,))
+        return _user_execution(rows[0]) if rows else None
 
     def integrity_ok(self) -> bool:
         return self._query("PRAGMA integrity_check")[0][0] == "ok"
@@ -535,6 +538,10 @@ def _deployment(r: sqlite3.Row) -> Deployment:
 def _execution(r: sqlite3.Row) -> Execution:
     return Execution(r["id"], r["deployment"], r["workflow"], r["status"], json.loads(r["inputs"]), r["started"],
                      r["ended"], r["error"], json.loads(r["outputs"]) if r["outputs"] else None)
+
+
+def _user_execution(r: sqlite3.Row) -> UserExecution:
+    return UserExecution(r["execution_id"], r["user"], r["exposed"], r["key_id"], r["created"])
 
 
 def _run(r: sqlite3.Row) -> OperationRun:

@@ -34,7 +34,10 @@ class Server:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "orchestrator.cli", "--home", str(self.home), "serve", "--port", str(self.port),
                  *self.extra],
-                cwd=ROOT, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+                cwd=ROOT, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                # a session of its own: on Linux the CPU is shared between sessions first, and the server
+                # must not share its part with the clients that load it (they stand for other machines)
+                start_new_session=True)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             assert self.process.poll() is None, self.log.read_text()
