@@ -141,7 +141,9 @@ class Client:
         """`route` below /api/vN; an AirflowError unless the status is in ok."""
         path = f"/api/{self.api}{route}"
         status, answer = self._send(method, path, body, {**(headers or {}), **self._auth()}, raw)
-        if status == 401 and self.api == V2:  # an expired token, or the server restarted with a new secret
+        # an expired token, or one of a server restarted with a new secret (Airflow 3 answers 403 to a token it
+        # cannot verify): a new token, once
+        if status in (401, 403) and self.api == V2:
             status, answer = self._send(method, path, body, {**(headers or {}), **self._auth(renew=True)}, raw)
         if status not in ok:
             detail = answer.get("detail") if isinstance(answer, dict) else answer
@@ -244,19 +246,25 @@ def error_lines_v2(content: list) -> list[str]:
     return lines
 
 
+_QUALIFIED = re.compile(r"^(?:[A-Za-z_]\w*\.)+([A-Za-z_]\w*): ")
+
+
 def error_lines_text(text: str) -> list[str]:
-    """From a text log (Airflow 2): ERROR lines and each traceback's closing exception line."""
-    lines: list[str] = []
+    """From a text log (Airflow 2): each traceback's closing exception line (its class without the module,
+    which Airflow 2 names after a hash of the DAG file), else the ERROR lines."""
+    exceptions: list[str] = []
+    errors: list[str] = []
     in_traceback = False
     for line in text.splitlines():
         if line.startswith("Traceback (most recent call last)"):
             in_traceback = True
         elif in_traceback and line and not line[0].isspace():
-            lines.append(line.strip())
+            exceptions.append(_QUALIFIED.sub(r"\1: ", line.strip()))
             in_traceback = False
         elif " ERROR - " in line:
-            lines.append(line.split(" ERROR - ", 1)[1].strip())
-    return lines
+            errors.append(line.split(" ERROR - ", 1)[1].strip())
+    found = exceptions or errors
+    return [line for index, line in enumerate(found) if line not in found[:index]]
 
 
 def mask(text: str, conf: Mapping[str, Any]) -> str:

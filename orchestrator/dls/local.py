@@ -136,6 +136,7 @@ def find_airflow(option: str | None = None, environ: Mapping[str, str] | None = 
     candidates = airflow_candidates(option, env, sys.executable)
     for origin, program in candidates:
         if program.is_file() and os.access(program, os.X_OK):
+            program = program.expanduser().absolute()  # the processes run in Airflow's home
             return Airflow(program, _major_version(program))
         if origin in ("--airflow", "ORCH_AIRFLOW"):
             raise DlsError(f"{origin} names {program}, which is not an executable airflow program")
@@ -169,6 +170,8 @@ def airflow_env(airflow: Airflow, layout: Layout, port: int, orch_home: Path, en
     """The whole environment of the Airflow processes: every setting as AIRFLOW__SECTION__KEY."""
     env = _base_env(environ)
     env.update({key: environ[key] for key in _PASSED_ON if environ.get(key)})
+    # Airflow runs its own command again for each task (`airflow tasks run`): its venv first on PATH
+    env["PATH"] = os.pathsep.join(filter(None, [str(airflow.program.parent), environ.get("PATH")]))
     env.update({
         "ORCH_HOME": str(orch_home),
         "AIRFLOW_HOME": str(layout.home),
@@ -207,23 +210,26 @@ def airflow_env(airflow: Airflow, layout: Layout, port: int, orch_home: Path, en
             "AIRFLOW__WEBSERVER__WORKERS": "1",
             "AIRFLOW__WEBSERVER__SECRET_KEY": secret(),
             "AIRFLOW__WEBSERVER__BASE_URL": f"http://127.0.0.1:{port}",
-            "AIRFLOW__API__AUTH_BACKENDS": "airflow.api.auth.backend.basic_auth",
-            "AIRFLOW__SCHEDULER__STANDALONE_DAG_PROCESSOR": "True",
+            # basic auth for orch's client; the session backend for the web UI
+            "AIRFLOW__API__AUTH_BACKENDS": "airflow.api.auth.backend.basic_auth,airflow.api.auth.backend.session",
         })
     return env
 
 
 def commands(airflow: Airflow, port: int) -> dict[str, list[str]]:
-    """The three long-running processes, by name."""
+    """The long-running processes, by name: API server, scheduler, DAG processor (Airflow 2 refuses a
+    standalone DAG processor on SQLite: its scheduler parses the DAGs itself)."""
     program = str(airflow.program)
     server = (["api-server", "--host", "127.0.0.1", "--port", str(port)] if airflow.major >= 3
               else ["webserver", "--hostname", "127.0.0.1", "--port", str(port)])
-    return {
+    processes = {
         server[0]: [program, *server],
         # the scheduler's log server would otherwise bind every interface
         "scheduler": [program, "scheduler", "--skip-serve-logs"],
-        "dag-processor": [program, "dag-processor"],
     }
+    if airflow.major >= 3:
+        processes["dag-processor"] = [program, "dag-processor"]
+    return processes
 
 
 # -- processes ---------------------------------------------------------------------------------------------------
@@ -367,7 +373,9 @@ def is_healthy(answer: dict | None) -> bool:
     """The database, the scheduler and the DAG processor say healthy (the triggerer is not run)."""
     if not answer:
         return False
-    wanted = ["metadatabase", "scheduler"] + (["dag_processor"] if answer.get("dag_processor") else [])
+    # Airflow 2 reports the DAG processor only once it runs standalone, as it does here
+    processor = (answer.get("dag_processor") or {}).get("status")
+    wanted = ["metadatabase", "scheduler"] + (["dag_processor"] if processor is not None else [])
     return all((answer.get(part) or {}).get("status") == "healthy" for part in wanted)
 
 
@@ -461,8 +469,28 @@ def _has_dag(api: dls_client.Client, dag_id: str) -> bool:
         return False
 
 
+# Airflow 2 keeps its users in its database (FAB): `airflow users create` would take the password on its command
+# line or prompt on the terminal, so the venv's Python sets it from stdin through the same application builder
+_SET_USER_V1 = """
+import sys
+from airflow.providers.fab.auth_manager.cli_commands.utils import get_application_builder
+name, password = sys.argv[1], sys.stdin.readline().rstrip("\\n")
+with get_application_builder() as builder:
+    user = builder.sm.find_user(username=name)
+    if user is None:
+        if not builder.sm.add_user(name, name, "dls", name + "@localhost", builder.sm.find_role("Admin"), password):
+            raise SystemExit("cannot create user " + name)
+    elif not builder.sm.reset_password(user.id, password):
+        raise SystemExit("cannot set the password of " + name)
+"""
+
+
 def _set_user_v1(airflow: Airflow, env: dict[str, str], layout: Layout, password: str) -> None:
-    raise DlsError("Airflow 2 is not supported yet")
+    python = airflow.program.parent / "python"
+    if not python.is_file():
+        raise DlsError(f"no python beside {airflow.program}: Airflow 2 needs it to set user {USERNAME}")
+    _run_once([str(python), "-c", _SET_USER_V1, USERNAME], env, layout, f"setting Airflow 2 user {USERNAME}",
+              stdin=password + "\n")
 
 
 def down(orch_home: Path, timeout: float = 30) -> list[Process]:

@@ -143,7 +143,7 @@ def dls_airflow(_dls_airflows: _Airflows) -> LocalAirflow:
     return _dls_airflows.get("airflow3")
 
 
-@pytest.fixture(scope="session", params=["airflow3"])
+@pytest.fixture(scope="session", params=["airflow3", "airflow2"])
 def any_airflow(request: pytest.FixtureRequest, _dls_airflows: _Airflows) -> LocalAirflow:
     """Each local Airflow in turn: Airflow 3, then Airflow 2."""
     return _dls_airflows.get(request.param)

@@ -27,10 +27,13 @@ def test_text_log_errors_are_the_error_lines_and_the_exception():
         "Traceback (most recent call last):",
         '  File "/x/orch_check.py", line 34, in check',
         "    raise CheckFailed(str(conf['fail']))",
-        "orch_check.CheckFailed: no such file /data/in",
-        "[2026-01-01T00:00:01.100+0000] {taskinstance.py:1225} INFO - Marking task as FAILED."])
-    assert dls_client.error_lines_text(log) == ["Task failed with exception",
-                                                "orch_check.CheckFailed: no such file /data/in"]
+        "unusual_prefix_80543f_orch_check.CheckFailed: no such file /data/in",
+        "[2026-01-01T00:00:01.100+0000] {taskinstance.py:1225} INFO - Marking task as FAILED.",
+        "[2026-01-01T00:00:01.200+0000] {standard_task_runner.py:124} ERROR - Failed to execute job 7",
+        "Traceback (most recent call last):",
+        "unusual_prefix_80543f_orch_check.CheckFailed: no such file /data/in"])
+    assert dls_client.error_lines_text(log) == ["CheckFailed: no such file /data/in"]
+    assert dls_client.error_lines_text("[x] {a.py:1} ERROR - Task received SIGTERM") == ["Task received SIGTERM"]
 
 
 def test_structured_log_errors_are_the_exceptions():
