@@ -477,7 +477,8 @@ def resolve(kind: str, conf: Mapping[str, Any]) -> tuple[Mapping[str, Any], str]
     sha256); any other conf as it is, with no sha256 to check. A location HOST:/path is read on HOST (or on
     the conf's source_host, when the caller knows HOST by another address)."""
     if kind != "stagein" or not conf.get("oid"):
-        return conf, ""
+        # a caller that resolved the record itself (orch's Airflow mover) sends the sha256 to check
+        return conf, str(conf.get("sha256") or "")
     from orchestrator.catalogue import location_problem, resolve_source
 
     found = resolve_source(f"catalogue:{conf['oid']}", "orch_stagein", _catalogue(), location_problem)

@@ -83,6 +83,7 @@ def alias_for(step_id: str) -> str:
 
 MASTER_OPTIONS = ("ControlMaster=auto", "ControlPersist=120s")
 KEY_CREDENTIAL = "orch_key_credential"  # in ORCH_HOSTS, until the executor writes the key out
+CREDENTIAL_NAME = "orch_credential"  # in ORCH_HOSTS once it has: the credential the key file holds
 
 
 def connection_vars(target: Target) -> dict[str, Any]:
@@ -128,7 +129,8 @@ def with_key_files(variables: Mapping[str, Any], keys: Mapping[str, Any]) -> Map
     for name, entry in hosts.items():
         credential = entry.get(KEY_CREDENTIAL) if isinstance(entry, Mapping) else None
         if credential:
-            without = {k: v for k, v in entry.items() if k != KEY_CREDENTIAL}
+            # the name stays (not a secret): a mover that hands the move to a service names the key to it
+            without = {**{k: v for k, v in entry.items() if k != KEY_CREDENTIAL}, CREDENTIAL_NAME: credential}
             if credential in keys:
                 without["ansible_ssh_private_key_file"] = str(keys[credential])
             updated[name] = without

@@ -121,12 +121,12 @@ def test_an_unknown_mover_fails_naming_it_and_the_known_ones(tmp_path):
     record.write_text('{"host": "", "path": "%s"}\n' % (tmp_path / "kept"))
     (tmp_path / "kept").mkdir()
     (tmp_path / "source").mkdir()
-    inputs = {"NODE": "move", "mover": "airflow", "source": str(tmp_path / "source"),
+    inputs = {"NODE": "move", "mover": "ftp", "source": str(tmp_path / "source"),
               "target": str(tmp_path / "target"), "DEPLOYMENT_DIR": str(deployment), "ORCH_HOSTS": {},
               "TOSCA_JOB_ID": "move-1"}
-    for name in ("data_move.yaml", "data_done.yaml", "data_remove.yaml"):
+    for name in ("data_move.yaml", "data_done.yaml", "data_remove.yaml", "data_cancel.yaml"):
         outcome = play(PLAYBOOKS / "eflows" / name, tmp_path, **inputs)
-        assert outcome.rc != 0 and outcome.failures == ['move: unknown mover "airflow" (known: ansible)'], name
+        assert outcome.rc != 0 and outcome.failures == ['move: unknown mover "ftp" (known: airflow, ansible)'], name
         assert "TOSCA_JOB_STATUS" not in outcome.facts, name
     assert not (tmp_path / "target").exists() and (tmp_path / "kept").is_dir() and record.is_file()
 
