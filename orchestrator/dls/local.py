@@ -405,18 +405,20 @@ def up(orch_home: Path, port: int = DEFAULT_PORT, airflow_option: str | None = N
        progress: Callable[[str], None] = lambda _: None) -> tuple[Status, bool]:
     """Start the local Airflow unless it runs; (its status, whether this call started it)."""
     env_in = os.environ if environ is None else environ
+    orch_home = Path(orch_home).expanduser().absolute()  # the processes run elsewhere and keep it
     layout = Layout.of(orch_home)
     current = status(orch_home)
     if current.up:
         return current, False
-    if current.processes:
-        if any(alive for _, alive in current.processes):
-            progress("some of the recorded processes are gone: stopping the others first")
-        down(orch_home)  # a stale or partial record: clean it up before starting afresh
+    if current.processes:  # a stale or partial record: cleaned up before starting afresh
+        some = any(alive for _, alive in current.processes)
+        progress("some recorded processes are gone: stopping the others" if some else "removing a stale pids.json")
+        down(orch_home)
     airflow = find_airflow(airflow_option, env_in)
     if not _port_free(port):
         raise DlsError(f"port {port} on 127.0.0.1 is in use: choose another with --port")
-    layout.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    layout.home.mkdir(parents=True, exist_ok=True)
+    layout.home.chmod(0o700)  # Airflow makes its task logs world-readable: the folder keeps them ours
     layout.logs.mkdir(exist_ok=True)
     url = f"http://127.0.0.1:{port}"
     password = _password(layout)
@@ -425,7 +427,7 @@ def up(orch_home: Path, port: int = DEFAULT_PORT, airflow_option: str | None = N
         _write_private(layout.passwords_file, {USERNAME: password})
     _write_private(layout.service_file, {"url": url, "api": airflow.api, "username": USERNAME,
                                          "password": password})
-    env = airflow_env(airflow, layout, port, Path(orch_home), env_in)
+    env = airflow_env(airflow, layout, port, orch_home, env_in)
     progress(f"migrating the database ({layout.database})")
     _run_once([str(airflow.program), "db", "migrate"], env, layout, "airflow db migrate")
     if airflow.major < 3:
@@ -437,7 +439,7 @@ def up(orch_home: Path, port: int = DEFAULT_PORT, airflow_option: str | None = N
     progress(f"started {', '.join(f'{p.name} ({p.pid})' for p in started)}; waiting for {url}")
     try:
         _wait_ready(airflow, layout, url, started, password, timeout)
-    except DlsError:
+    except BaseException:  # an interrupted `up` too: nothing half-started is left running
         down(orch_home)
         raise
     return status(orch_home), True

@@ -151,3 +151,24 @@ def test_status_when_down(tmp_path: Path):
     done = subprocess.run([sys.executable, "-m", "orchestrator.cli", "dls", "status"], capture_output=True,
                           text=True, env={**os.environ, "ORCH_HOME": str(tmp_path)})
     assert done.returncode == 0 and done.stdout.strip() == "down"
+
+
+def test_up_that_times_out_shows_the_logs_and_stops_what_it_started(tmp_path: Path, monkeypatch):
+    program = Path(__file__).resolve().parents[2] / ".venv-dls" / "bin" / "airflow"
+    if not program.is_file():
+        pytest.skip(f"{program} missing: python3 -m venv .venv-dls && .venv-dls/bin/pip install -e '.[dls]'")
+    started: list[local.Process] = []
+    spawn = local._spawn
+    monkeypatch.setattr(local, "_spawn", lambda *args: started.append(spawn(*args)) or started[-1])
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(local.DlsError) as failed:
+        local.up(tmp_path, port, str(program), environ={**os.environ, "ORCH_HOME": str(tmp_path)}, timeout=0.1)
+    message = str(failed.value)
+    assert "did not come up in 0 s" in message and "stopped what was started" in message
+    assert "scheduler:\n" in message and "api-server:\n" in message  # each process's log tail
+    assert [p.name for p in started] == ["api-server", "scheduler", "dag-processor"]
+    assert not [pid for p in started for pid in local.session_members(p)]
+    assert not local.Layout.of(tmp_path).pids_file.exists()
+    assert not local.status(tmp_path).up
