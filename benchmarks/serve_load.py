@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import shutil
 import statistics
 import sys
@@ -98,6 +99,7 @@ def _load(server: Server, headers: dict, clients: int, executions: int, seconds:
     slowest: list[tuple[float, float, str]] = []  # (latency, seconds since the start, kind): where the tail lies
     errors: list[str] = []
     lock = threading.Lock()
+    phases = random.Random(17)
     began_at = time.monotonic()
     stop = began_at + seconds
     cpu_before = cpu_seconds(server.process.pid)
@@ -105,6 +107,9 @@ def _load(server: Server, headers: dict, clients: int, executions: int, seconds:
 
     def client(number: int) -> None:
         execution_id, after = ids[number % len(ids)], 0
+        # users open their pages at different moments: without a phase of its own each, all 50 would poll in
+        # the same instant every half second, a burst no set of independent users makes
+        time.sleep(phases.uniform(0, 0.5))
         with httpx.Client(base_url=server.url, headers=headers, timeout=30) as http:
             while time.monotonic() < stop:
                 for kind, path in (("status", f"/api/v1/executions/{execution_id}"),
