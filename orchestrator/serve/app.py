@@ -34,7 +34,7 @@ from orchestrator.api import (
 from orchestrator.serve import models
 
 API = "/api/v1"
-WORKER_NICE = 19  # the executions' Ansible takes only the CPU the server leaves: a status poll never waits behind a playbook
+WORKER_NICE = 19  # the executions' Ansible takes only the CPU the server leaves: polls never wait behind it
 WEB = Path(__file__).with_name("web")
 FOLLOW_POLL = 0.2
 REQUEST_THREADS = 8  # the threads that answer requests (see lifespan)
