@@ -63,3 +63,17 @@ def as_mermaid(plan: PlanView) -> str:
 
 RENDERERS = {"text": as_text, "json": as_json, "dot": as_dot, "mermaid": as_mermaid}
 FORMATS = tuple(sorted(RENDERERS))
+
+
+def periodic_line(summary: dict) -> str:
+    """A periodic transfer's line in `orch status` (from orchestrator/dls/dags/_periodic.summary, or
+    {"error": ...} when the service does not answer)."""
+    if "error" in summary:
+        return f"unknown: {summary['error']}"
+    if not summary.get("present"):
+        return "not on the data logistics service"
+    last = summary.get("last_run")
+    parts = [f"last run {last['state']} at {last['at']}" if last else "no run yet",
+             "paused" if summary.get("paused") else f"next run {summary.get('next_run') or 'not planned'}",
+             f"{summary.get('succeeded', 0)} succeeded", f"{summary.get('failed', 0)} failed"]
+    return ", ".join(parts)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 from orchestrator.api.core import INSTALL, UNINSTALL, Core, resume_command
 from orchestrator.api.records import (
@@ -16,7 +17,10 @@ from orchestrator.api.records import (
     OutputsView,
 )
 from orchestrator.credentials.sealed import shown
+from orchestrator.dls.client import AirflowError, Client, Service
+from orchestrator.dls.dags._periodic import query
 from orchestrator.model import LoadError, UsageError
+from orchestrator.render import periodic_line
 from orchestrator.store.base import DeploymentStatus, Execution, ExecutionStatus
 
 FOLLOW_POLL = 0.3
@@ -98,7 +102,7 @@ class Reading(Core):
         return DeploymentView(
             name, str(deployment.status), interrupted, resume, deployment.topology_path,
             {n: NodeView(states.get(n, "initial"), last[n].host if n in last else None, last.get(n),
-                         attributes.get(n, {})) for n in nodes})
+                         _with_periodic(attributes.get(n, {}))) for n in nodes})
 
     def outputs(self, name: str) -> dict:
         return self.outputs_view(name).values
@@ -122,3 +126,16 @@ class Reading(Core):
     def list(self) -> list[DeploymentSummary]:
         return [DeploymentSummary(d.name, str(d.status), d.topology_path, d.updated)
                 for d in self.store.deployments()]
+
+
+def _with_periodic(attributes: dict) -> dict:
+    """A periodic transfer's node (attribute periodic_dag, set by playbooks/eflows/periodic_start.yaml) with its
+    runs as the data logistics service has them now, as attribute `periodic`: last run, next run, failures."""
+    dag, service = attributes.get("periodic_dag"), attributes.get("periodic_service")
+    if not dag or not service:
+        return attributes
+    try:
+        summary = query(Client(Service.from_file(Path(service)), timeout=10), dag)
+    except (AirflowError, OSError, ValueError) as exc:
+        summary = {"error": str(exc)}
+    return {**attributes, "periodic": periodic_line(summary)}
