@@ -6,9 +6,11 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from orchestrator.api import topology_cache
 from orchestrator.credentials import CredentialError, CredentialStore
 from orchestrator.credentials.reader import secret_reader
 from orchestrator.credentials.sealed import unseal
@@ -46,6 +48,14 @@ def load_topology(path: str, inputs: Mapping[str, Any], *, allow_remote_imports:
     from orchestrator.tosca.loader import load
 
     return load(path, inputs, allow_remote_imports=allow_remote_imports, unpack_dir=unpack_dir)
+
+
+def load_topology_with_files(path: str, inputs: Mapping[str, Any], *, allow_remote_imports: bool = False,
+                             unpack_dir: Path | None = None) -> tuple[Topology, tuple[str, ...]]:
+    """load_topology, with the files the loader read (what a kept copy is checked against)."""
+    from orchestrator.tosca.loader import load_with_files
+
+    return load_with_files(path, inputs, allow_remote_imports=allow_remote_imports, unpack_dir=unpack_dir)
 
 
 class Core:
@@ -116,14 +126,29 @@ class Core:
 
     def _load_for_deployment(self, name: str, path: str, inputs: Mapping[str, Any], allow_remote: bool,
                              reuse: bool = False) -> Topology:
-        """A CSAR is unpacked into the deployment's own folder at deploy time and read from there after."""
+        """A CSAR is unpacked into the deployment's own folder at deploy time and read from there after.
+        What load produces is kept with the deployment (topology_cache) and used while the files it read,
+        the inputs and orch are unchanged: undeploy, resume and run of such a deployment skip tosca-parser."""
         if csar.is_csar(path):
             stored = self.store.deployment(name)
             if reuse and stored is not None and Path(stored.template_file).is_file():
-                return load_topology(stored.template_file, inputs)
+                return self._kept_or_loaded(name, stored.template_file, inputs, False)
+            # unpacked anew, not kept from here: the first reload reads the unpacked folder and keeps what it read
             return load_topology(path, inputs, allow_remote_imports=allow_remote,
                                  unpack_dir=self._deployment_dir(name) / "csar")
-        return load_topology(path, inputs, allow_remote_imports=allow_remote)
+        return self._kept_or_loaded(name, path, inputs, allow_remote)
+
+    def _kept_or_loaded(self, name: str, path: str, inputs: Mapping[str, Any], allow_remote: bool) -> Topology:
+        # keyed by the absolute path, as the store keeps it: a deploy given a relative path and the undeploy
+        # that reloads the stored one then share the copy
+        source = str(Path(path).resolve())
+        directory = self._deployment_dir(name)
+        kept = topology_cache.read(directory, source, inputs)
+        if kept is not None:
+            return kept if source == path else replace(kept, path=path)
+        topology, files = load_topology_with_files(path, inputs, allow_remote_imports=allow_remote)
+        topology_cache.write(directory, source, inputs, replace(topology, path=source), files)
+        return topology
 
     def _stored_topology(self, deployment: Deployment) -> Topology:
         """The deployment's topology loaded again, once per change of the deployment: a service answering

@@ -39,6 +39,7 @@ class _Loaded:
 
     topology: Topology | None
     needs_inputs: tuple[str, ...] = ()
+    files: tuple[str, ...] = ()  # every file (or URL) read to make it: the template first, then its imports
 
 
 def load(path: str | Path, inputs: Mapping[str, Any] | None = None, *, allow_remote_imports: bool = False,
@@ -48,9 +49,17 @@ def load(path: str | Path, inputs: Mapping[str, Any] | None = None, *, allow_rem
     A CSAR is unpacked into `unpack_dir` when given (the deployment keeps its playbooks there), else
     into a temporary folder that is removed before this returns.
     """
+    return load_with_files(path, inputs, allow_remote_imports=allow_remote_imports, unpack_dir=unpack_dir)[0]
+
+
+def load_with_files(path: str | Path, inputs: Mapping[str, Any] | None = None, *,
+                    allow_remote_imports: bool = False,
+                    unpack_dir: str | Path | None = None) -> tuple[Topology, tuple[str, ...]]:
+    """`load`, with the files it read (the template, then each import, orch's shipped type files included;
+    URLs for remote imports): what a kept copy of the topology must be checked against."""
     loaded = _guarded(path, inputs, allow_remote_imports, unpack_dir, for_check=False)
     assert loaded.topology is not None  # only a check accepts a type library
-    return loaded.topology
+    return loaded.topology, loaded.files
 
 
 def check(path: str | Path, inputs: Mapping[str, Any] | None = None, *,
@@ -221,7 +230,8 @@ def _load_template(template: Path, given_path: str, given_inputs: Mapping[str, A
                             input_values=input_values, nodes=nodes, outputs=outputs, workflows=workflows,
                             policies=policies_of(topology_raw.get("policies")),
                             relationship_templates=_with_instances(builder.built_relationship_templates,
-                                                                   nodes)), needs_inputs)
+                                                                   nodes)), needs_inputs,
+                   (template_file, *(f.location for f in imported)))
 
 
 def _with_instances(templates: Mapping[str, RelationshipTemplate],
