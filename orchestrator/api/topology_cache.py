@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import pickle
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -41,6 +40,8 @@ def read(directory: Path, source: str, inputs: Mapping[str, Any]) -> Topology | 
     """The kept topology when its key still matches, else None (missing, stale, corrupt or not orch's own)."""
     if not cacheable(inputs):
         return None
+    import pickle  # here: every command imports this module, few read a topology
+
     path = directory / FILE_NAME
     try:
         with open(path, "rb") as handle:
@@ -62,6 +63,9 @@ def read(directory: Path, source: str, inputs: Mapping[str, Any]) -> Topology | 
 def write(directory: Path, source: str, inputs: Mapping[str, Any], topology: Topology,
           files: Iterable[str]) -> None:
     """Keep the topology; a deployment that cannot be cached (secrets, remote imports) loses any older copy."""
+    import pickle
+    import tempfile
+
     files = tuple(files)
     path = directory / FILE_NAME
     try:
@@ -72,8 +76,6 @@ def write(directory: Path, source: str, inputs: Mapping[str, Any], topology: Top
         directory.mkdir(parents=True, exist_ok=True)
         data = pickle.dumps({"format": FORMAT, "key": key, "files": files,
                              "topology": pickle.dumps(topology, pickle.HIGHEST_PROTOCOL)}, pickle.HIGHEST_PROTOCOL)
-        import tempfile  # only when writing: every command imports this module
-
         handle, temporary = tempfile.mkstemp(dir=directory, prefix=".topology.cache.")  # mode 0600
         try:
             with os.fdopen(handle, "wb") as out:
