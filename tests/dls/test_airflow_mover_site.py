@@ -14,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import yaml
 
 from orchestrator.store.sqlite import Store
 
@@ -97,6 +98,30 @@ def test_a_missing_source_fails_the_run_with_the_dag_tasks_error(sim_site, dls_a
     assert "/data/no-such-dataset" in said, said
     assert "stage_in" in said
     assert not (tmp_path / "r").exists()
+
+
+def test_a_catalogued_dataset_moves_through_airflow_checked_against_its_record(sim_site, deployed, tmp_path):
+    size = sum(p.stat().st_size for p in SAMPLE.glob("*"))
+    for record_id, sha256 in (("sample-air", manifest_checksum(SAMPLE)), ("sample-wrong", "0" * 64)):
+        record = tmp_path / f"{record_id}.yaml"
+        record.write_text(yaml.safe_dump({
+            "id": record_id, "title": "The word count's sample texts", "locations": ["data:/data/sample"],
+            "size": size, "sha256": sha256, "licence": "CC-BY-4.0", "keywords": ["wordcount"],
+            "created_by": "tests"}))
+        added = orch(deployed, "catalogue", "add", str(record))
+        assert added.returncode == 0, added.stderr
+    results = tmp_path / "by-id"
+    by_id = orch(deployed, "run", "wcair", "--set", "dataset=catalogue:sample-air",
+                 "--set", f"result_data_path={results}")
+    assert by_id.returncode == 0, by_id.stderr + by_id.stdout
+    texts = [p.read_text() for p in sorted(SAMPLE.glob("*.txt"))]
+    assert (results / "counts.txt").read_text().splitlines() == reference(texts)
+    # a record whose sha256 is not the data's: the DAG refuses it, and the run fails saying so
+    wrong = orch(deployed, "run", "wcair", "--set", "dataset=catalogue:sample-wrong",
+                 "--set", f"result_data_path={tmp_path / 'wrong'}")
+    assert wrong.returncode != 0
+    assert "is not the catalogued dataset" in wrong.stdout + wrong.stderr
+    assert not (tmp_path / "wrong").exists()
 
 
 def test_undeploy_removes_what_the_airflow_stage_in_put_on_the_cluster(sim_site, deployed):
