@@ -125,15 +125,33 @@ class _Airflows:
                                 f"(sessions were {sessions})")
             if airflow.layout.pids_file.exists():
                 problems.append(f"{airflow.flavour}: pids.json still there after down")
+        self.running.clear()  # stopped: a later get() starts a new one
         assert not problems, "\n".join(problems)
+
+
+_STARTED: list[_Airflows] = []
 
 
 @pytest.fixture(scope="session")
 def _dls_airflows(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Airflows]:
     airflows = _Airflows(tmp_path_factory.mktemp("dls"))
+    _STARTED.append(airflows)
     try:
         yield airflows
     finally:
+        airflows.stop_all()
+
+
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Stop the Airflows once the last test here has run, not at the session's end: idle, they still take a
+    good part of a core (scheduler loops, DAG parsing), which every later test of the suite would pay."""
+    if not _STARTED:
+        return
+    here = Path(__file__).parent
+    later = item.session.items[item.session.items.index(item) + 1:]
+    if any(here in Path(str(i.path)).parents for i in later):
+        return
+    for airflows in _STARTED:
         airflows.stop_all()
 
 
