@@ -1,7 +1,8 @@
 """The embedded data mover (playbooks/eflows/data_move.yaml) through the CLI, on this machine: the target is
 replaced by the dataset (not merged into), dangerous targets are refused, a URL source (a local HTTP
-server), both checksum checks (source vs staged, staged vs target) provoked for real, and a failed move
-that leaves the old target as it was. The topology (tests/integration/data/data_mover.yaml) has only the
+server), the end-to-end checksum check (the source's sums against the target's) provoked for real, at the
+source and at the target, small packs (inline) and large ones (through a file), and a failed move that
+leaves the old target as it was. The topology (tests/integration/data/data_mover.yaml) has only the
 pipeline, so its deploy runs nothing."""
 
 from __future__ import annotations
@@ -148,7 +149,7 @@ def test_url_sources_an_archive_and_a_file(home, tmp_path, http_server):
     assert tree(target) == {"single.txt": b"just one file\n"}  # a failed move leaves the target as it was
 
 
-def test_data_changed_between_source_and_staging_fails_and_keeps_the_target(home, tmp_path):
+def test_data_changed_at_the_source_fails_and_keeps_the_target(home, tmp_path):
     # procfs reports its files as 0 bytes long but reads them with content: tar (which trusts the size) packs
     # an empty file, sha256sum at the source reads the content - a real source whose data alters on the way
     target = tmp_path / "cluster" / "kept"
@@ -156,8 +157,9 @@ def test_data_changed_between_source_and_staging_fails_and_keeps_the_target(home
     assert move(home, str(before), str(target)).returncode == 0
     moved = move(home, "data:/proc/version", str(target))
     assert moved.returncode == 1
-    assert "the data changed on the way from data:/proc/version" in moved.stderr
-    assert "task 'Compare with the source's own checksums'" in moved.stderr
+    assert f"the data at {target} is not the data of data:/proc/version" in moved.stderr
+    assert "task 'Check that every file arrived whole'" in moved.stderr
+    assert "./version" in moved.stderr  # the file that differs is named
     assert tree(target) == {"old.txt": b"old"} and leftovers(target) == []
 
 
@@ -189,7 +191,8 @@ def test_data_altered_at_the_target_fails_and_keeps_the_target(home, tmp_path):
     after = dataset(tmp_path / "after", {"new.txt": "new", "more.txt": "more"})
     moved = move(home, f"data:{after}", f"environment:{target}", env=env)
     assert moved.returncode == 1
-    assert f"checksum mismatch at environment:{target}" in moved.stderr
+    assert f"the data at environment:{target} is not the data of data:{after}" in moved.stderr
+    assert "./new.txt" in moved.stderr and "./more.txt" in moved.stderr
     assert "task 'Check that every file arrived whole'" in moved.stderr
     assert tree(target) == {"old.txt": b"old"} and leftovers(target) == []
     # the same move without the faulty filesystem goes through
@@ -211,3 +214,45 @@ def test_a_missing_source_is_named(home, tmp_path):
         moved = move(home, source, f"environment:{tmp_path}/target")
         assert moved.returncode == 1
         assert f"no such file or folder: {tmp_path}/nothing" in moved.stderr, moved.stderr
+
+
+def tasks_run(home: Path, execution: str) -> list[str]:
+    """The tasks that ran (not skipped) in an execution of the mover, from its log."""
+    logged = orch(home, "logs", "mover", execution)
+    assert logged.returncode == 0, logged.stderr
+    return [line.split(": ok: ", 1)[-1].split(": changed: ", 1)[-1] for line in logged.stdout.splitlines()
+            if " task " in line and (": ok: " in line or ": changed: " in line)]
+
+
+def test_a_small_dataset_moves_in_a_few_tasks(home, tmp_path):
+    source = dataset(tmp_path / "small", {"a.txt": "a " * 100, "b.txt": "b"})
+    target = tmp_path / "cluster" / "small"
+    moved = move(home, f"data:{source}", f"environment:{target}")
+    assert moved.returncode == 0, moved.stderr
+    assert tree(target) == tree(source)
+    ran = tasks_run(home, moved.stdout.split()[0])
+    # one task packs at the source, one unpacks, checks and swaps at the target; the rest are Ansible's
+    # bookkeeping on the controller (set_fact, add_host, include, the record)
+    assert "Pack the source where it is, with its checksums" in ran
+    assert not any("Fetch" in name or "Copy the pack" in name for name in ran), ran
+    assert len(ran) <= 9, ran
+
+
+def test_a_large_dataset_travels_as_a_file_and_leaves_nothing_behind(home, tmp_path):
+    # random bytes do not compress: the pack is larger than what travels inline (1 MiB)
+    source = tmp_path / "large"
+    source.mkdir()
+    (source / "noise.bin").write_bytes(os.urandom(1_500_000))
+    (source / "small.txt").write_text("small")
+    for origin, destination in ((f"data:{source}", f"environment:{tmp_path}/cluster/large"),
+                                (str(source), f"environment:{tmp_path}/cluster/large2"),
+                                (f"data:{source}", f"{tmp_path}/results/large")):
+        moved = move(home, origin, destination)
+        assert moved.returncode == 0, moved.stderr
+        target = Path(destination.split(":", 1)[-1])
+        assert tree(target) == tree(source)
+        assert leftovers(target) == []
+        ran = tasks_run(home, moved.stdout.split()[0])
+        assert any("Fetch the pack" in name or "Copy the pack" in name for name in ran), ran
+    staging = home / "deployments" / "mover" / "staging"
+    assert not staging.exists() or list(staging.iterdir()) == []
