@@ -94,6 +94,18 @@ class Background(Core):
 
         return self._start("deploy", name, call)
 
+    def start_registry_deploy(self, name: str, workflow: str, inputs: Mapping[str, Any], *,
+                              version: str | None = None, reporter=None) -> Work:
+        """deploy_from_registry in the background: the workflow's site file gives the inputs, `inputs` on top."""
+        def call(api, cancel, on_start) -> Result:
+            def told(start: DeployStart) -> None:
+                on_start(start.execution_id)
+
+            return api.deploy_from_registry(name, workflow, inputs, version=version, cancel=cancel,
+                                            reporter=reporter, on_start=told)
+
+        return self._start("deploy", name, call)
+
     def start_undeploy(self, name: str, reporter=None) -> Work:
         return self._start("undeploy", name,
                            lambda api, cancel, on_start: api.undeploy(name, cancel=cancel, reporter=reporter,

@@ -234,6 +234,46 @@ def create_app(home: Path, data_roots: tuple[Path, ...] = (), *, resume: bool = 
         exposed = server.api.expose(body.deployment, body.workflow, body.name)
         return models.ExposedOut(name=exposed.name, deployment=exposed.deployment, workflow=exposed.workflow)
 
+    # A developer deploys workflows from the registry (never from a path of this server) and undeploys them.
+
+    @app.post(f"{API}/admin/deployments", response_model=models.WorkStarted, status_code=202, tags=["admin"])
+    def deploy(admin: AdminDep, body: models.DeployIn) -> models.WorkStarted:
+        listed = {name for r in server.api.registries() for w in r.workflows for name in (w.name, f"{r.name}/{w.name}")}
+        if body.workflow not in listed:
+            raise NotFound(f"workflow: no workflow '{body.workflow}' in the registry")
+        work = server.api.start_registry_deploy(body.name, body.workflow, body.inputs, version=body.version)
+        server.keep(work)
+        return models.WorkStarted(deployment=work.deployment, execution_id=work.execution_id)
+
+    @app.get(f"{API}/admin/deployments", response_model=list[models.DeploymentOut], tags=["admin"])
+    def deployments(admin: AdminDep) -> list[models.DeploymentOut]:
+        return [models.DeploymentOut(name=d.name, status=d.status, updated=d.updated) for d in server.api.list()]
+
+    @app.get(f"{API}/admin/deployments/{{name}}", response_model=models.DeploymentOut, tags=["admin"])
+    def deployment(admin: AdminDep, name: str) -> models.DeploymentOut:
+        known = {d.name: d for d in server.api.list()}
+        if name not in known:
+            raise NotFound(f"no deployment '{name}'")
+        latest = server.api.executions(name)
+        execution = None
+        if latest:
+            e = max(latest, key=lambda view: view.started)
+            execution = models.ExecutionOut(id=e.id, workflow=e.workflow, status=e.status, started=e.started,
+                                            ended=e.ended, inputs=e.inputs, outputs=e.outputs, error=e.error,
+                                            ssh_key=None)
+        return models.DeploymentOut(name=name, status=known[name].status, updated=known[name].updated,
+                                    execution=execution)
+
+    @app.delete(f"{API}/admin/deployments/{{name}}", response_model=models.WorkStarted, status_code=202,
+                tags=["admin"])
+    def undeploy(admin: AdminDep, name: str) -> models.WorkStarted:
+        """Undeploy in the background; once it is over the deployment is forgotten (404), unless it failed."""
+        if name not in {d.name for d in server.api.list()}:
+            raise NotFound(f"no deployment '{name}'")
+        work = server.api.start_undeploy(name)
+        server.keep(work)
+        return models.WorkStarted(deployment=work.deployment, execution_id=work.execution_id)
+
     @app.get(f"{API}/registry", response_model=list[models.RegistryOut], tags=["admin"])
     def registry(admin: AdminDep) -> list[models.RegistryOut]:
         return [models.RegistryOut(**_fields(r)) for r in server.api.registries()]

@@ -197,3 +197,25 @@ class RecordOut(BaseModel):
     created_by: str
     created: str
     description: str = ""
+
+
+class DeployIn(Strict):
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$", description="The deployment's name.")
+    workflow: str = Field(min_length=1, max_length=200,
+                          description="A registry's workflow: WORKFLOW or REGISTRY/WORKFLOW.")
+    version: str | None = Field(default=None, min_length=1, max_length=100,
+                                description="A git revision of the registry (its latest commit by default).")
+    inputs: dict[str, str | int | float | bool | list[str] | None] = Field(
+        default_factory=dict, description="On top of the workflow's site file.")
+
+
+class WorkStarted(BaseModel):
+    deployment: str
+    execution_id: str
+
+
+class DeploymentOut(BaseModel):
+    name: str
+    status: str
+    updated: float | None = None
+    execution: ExecutionOut | None = Field(default=None, description="The latest deploy, undeploy or run.")
