@@ -78,7 +78,8 @@ def orch(home: Path, *args: str, timeout: float = 3600) -> dict:
                           capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, check=False)
     wall, exited = time.monotonic() - started, time.time()
     if done.returncode != 0:
-        raise RuntimeError(f"orch {' '.join(args[:2])} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+        err = done.stderr if len(done.stderr) < 6000 else done.stderr[:3000] + "\n...\n" + done.stderr[-3000:]
+        raise RuntimeError(f"orch {' '.join(args[:2])} failed ({done.returncode}):\n{err}")
     return {"stdout": done.stdout, "wall_s": wall, "spawned": spawned, "exited": exited}
 
 
@@ -169,12 +170,14 @@ class Service:
         posted, started = time.time(), time.monotonic()
         execution_id = self._call("post", "/executions", json={"workflow": EXPOSED, "inputs": inputs,
                                                                "ssh_key": self.key_id})["id"]
+        niceness: set[str] = set()
         while True:
             asked = time.monotonic()
             view = self._call("get", f"/executions/{execution_id}")
             gets.append(time.monotonic() - asked)
             if view["status"] != "running":
                 break
+            niceness |= self._workers_autogroups()
             time.sleep(poll_s)
         seen = time.monotonic() - started
         if view["status"] != "done":
@@ -183,7 +186,20 @@ class Service:
         return {"total_s": round(view["ended"] - posted, 3), "seen_s": round(seen, 3), "execution": execution_id,
                 "result_dir": str(results), "server_cpu_s": round(self._server_cpu() - cpu_before, 3),
                 "gets": len(gets), "get_median_s": round(statistics.median(gets), 4),
+                "worker_autogroups": sorted(niceness),
                 "api_steps": view["steps"], **breakdown(self.home, execution_id, posted, view["ended"])}
+
+    def _workers_autogroups(self) -> set[str]:
+        """The CPU share the server's Ansible workers get: their autogroup's nice (the CPU is shared between
+        autogroups, the sessions, first; `orch serve` runs its executions' workers at a nice of their own)."""
+        found = set()
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == self.server.process.pid:
+                    found.add((stat.parent / "autogroup").read_text().strip().rsplit(" ", 1)[-1])
+            except (OSError, ValueError, IndexError):
+                continue  # gone meanwhile, or no autogroups
+        return found
 
     def _server_cpu(self) -> float:
         """The server process's own CPU (user + system), its Ansible children apart: is it busy answering?"""
@@ -256,25 +272,35 @@ def same_result(expected: Path, got: Path, what: str) -> None:
 def measure_site_case(site: SimSite, home: Path, work: Path, case: str, place: str, env: dict,
                       service: Service | None, repeats: int, poll_s: float) -> dict:
     runs: dict[str, list[dict]] = {"baseline": [], "orch_run": [], "serve": []}
+    failures: list[dict] = []
     for i in range(repeats):  # interleaved: the machine's load drifts over a run
         tag = f"{case}-{i}"
-        log(f"{case} {i + 1}/{repeats}: baseline")
         base_dir = work / "results" / f"baseline-{tag}"
-        runs["baseline"].append(counted(site, baseline.site_baseline, site.ssh_config, place, BASELINE_WORK,
-                                        env["image_path"], env["python"], base_dir))
-        if case == "sample" and (base_dir / "counts.txt").read_text().splitlines() != reference_counts(SAMPLE):
-            raise RuntimeError("baseline: the counts are not the sample's")
-        log(f"{case} {i + 1}/{repeats}: orch run")
-        cli_dir = work / "results" / f"orch-run-{tag}"
-        runs["orch_run"].append(counted(site, cli_run, home, f"data:{place}", cli_dir))
-        same_result(base_dir, cli_dir, "orch run")
+        run_dir = work / "results" / f"run-{tag}"
+        ways = [("baseline", baseline.site_baseline, (site.ssh_config, place, BASELINE_WORK, env["image_path"],
+                                                      env["python"], base_dir)),
+                ("orch_run", cli_run, (home, f"data:{place}", run_dir))]
         if service is not None:
-            log(f"{case} {i + 1}/{repeats}: orch serve")
-            served = counted(site, service.run, f"data:{place}", tag, poll_s)
-            same_result(base_dir, Path(served["result_dir"]), "orch serve")
-            runs["serve"].append(served)
+            ways.append(("serve", service.run, (f"data:{place}", tag, poll_s)))
+        for way, measure, args in ways:
+            log(f"{case} {i + 1}/{repeats}: {way}")
+            try:
+                run = counted(site, measure, *args)
+                if way != "baseline":
+                    same_result(base_dir, Path(run.get("result_dir", run_dir)), way)
+                elif case == "sample" and (base_dir / "counts.txt").read_text().splitlines() != reference_counts(
+                        SAMPLE):
+                    raise RuntimeError("baseline: the counts are not the sample's")
+            except RuntimeError as exc:  # one failed run is reported; the others still count
+                log(f"{case} {i + 1}/{repeats}: {way} FAILED: {str(exc)[:3000]}")
+                failures.append({"way": way, "repeat": i, "error": str(exc)[:8000]})
+                if way == "baseline":
+                    break  # nothing to check the others' results against
+                continue
+            runs[way].append(run)
     site.ssh("login", f"rm -rf -- {shlex.quote(BASELINE_WORK)}")
-    return {name: {"runs": r, "median": medians(r)} for name, r in runs.items() if r}
+    result = {name: {"runs": r, "median": medians(r)} for name, r in runs.items() if r}
+    return {**result, "failures": failures}
 
 
 def measure_embedded(work: Path, cases: list[str], size_mb: float, repeats: int) -> dict:
@@ -305,6 +331,8 @@ def measure_embedded(work: Path, cases: list[str], size_mb: float, repeats: int)
 
 
 def medians(runs: list[dict]) -> dict:
+    if not runs:
+        return {}
     keys = [k for k, v in runs[0].items() if isinstance(v, float | int) and k.endswith(("_s", "_n"))]
     return {k: round(statistics.median(r[k] for r in runs), 3) for k in keys}
 
@@ -315,18 +343,22 @@ def ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}x" if a is not None and b else "-"
 
 
+def seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
 def print_report(result: dict) -> None:
     print("Median wall seconds of one exec_job (stage in, word count job, stage out); x = against the "
           "baseline of the same site")
     print("| case | site | baseline s | orch run s | x | orch serve s | x |\n" + "| --- " * 7 + "|")
     rows = [(case, "simulated", result["site"][case]) for case in result["cases"]]
-    rows += [(case, "embedded", result["embedded"][case]) for case in result["cases"] if "embedded" in result]
+    embedded = result.get("embedded", {})
+    rows += [(case, "embedded", embedded[case]) for case in result["cases"] if case in embedded]
     for case, where, ways in rows:
-        base = ways["baseline"]["median"]["total_s"]
-        cli = ways["orch_run"]["median"]["total_s"]
-        served = ways.get("serve", {}).get("median", {}).get("total_s")
-        print(f"| {result['case_names'][case]} | {where} | {base:.2f} | {cli:.2f} | {ratio(cli, base)} | "
-              f"{f'{served:.2f}' if served is not None else '-'} | {ratio(served, base)} |")
+        base, cli, served = (ways.get(n, {}).get("median", {}).get("total_s")
+                             for n in ("baseline", "orch_run", "serve"))
+        print(f"| {result['case_names'][case]} | {where} | {seconds(base)} | {seconds(cli)} | {ratio(cli, base)} | "
+              f"{seconds(served)} | {ratio(served, base)} |")
     labels = (("stage_in_s", "stage in"), ("job_s", "job (submit + watch)"), ("stage_out_s", "stage out"),
               ("before_execution_s", "before the execution (start, load, plan / request)"),
               ("between_operations_s", "between operations (engine)"),
@@ -340,6 +372,8 @@ def print_report(result: dict) -> None:
             cells = [ways[n]["median"].get(key) for n in names]
             shown = ["-" if c is None else f"{c:g}" if key.endswith("_n") else f"{c:.2f}" for c in cells]
             print(f"| {label} | " + " | ".join(shown) + " |")
+        for failure in ways.get("failures", []):
+            print(f"FAILED: {failure['way']}, repeat {failure['repeat'] + 1}: {failure['error'][:300]}")
 
 
 def main() -> int:
@@ -372,7 +406,11 @@ def main() -> int:
     site_dir = work / "site"
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True, check=False).stdout.strip()
-    result: dict = {"meta": {"site": SITE, "orch_commit": commit, "repeats": args.repeats, "size_mb": args.size_mb,
+    # what of orch differed from its commit (someone may be changing a playbook): each spawn runs the tree as it is
+    changed = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "orchestrator", "tosca_types",
+                              "playbooks"], capture_output=True, text=True, check=False).stdout.splitlines()
+    result: dict = {"meta": {"site": SITE, "orch_commit": commit, "orch_uncommitted_changes": changed,
+                             "repeats": args.repeats, "size_mb": args.size_mb,
                              "loadavg_start": os.getloadavg(), "started": time.time()},
                     "cases": cases, "case_names": {"sample": "sample", "large": f"{args.size_mb:g} MB"}}
     service = None
@@ -389,7 +427,11 @@ def main() -> int:
                                                    args.repeats, args.poll_s)
                           for case in cases}
         if not args.no_embedded:
-            result["embedded"] = measure_embedded(work, cases, args.size_mb, args.repeats)
+            try:
+                result["embedded"] = measure_embedded(work, cases, args.size_mb, args.repeats)
+            except RuntimeError as exc:  # the site's figures are kept
+                log(f"embedded: FAILED: {str(exc)[:3000]}")
+                result["embedded_error"] = str(exc)[:8000]
     finally:
         if service is not None:
             service.stop()
