@@ -29,12 +29,10 @@ copies, which are scp with the site's ssh_config (a connection each, as a copy b
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -47,6 +45,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from benchrun import hold_single_run, orch_tree  # noqa: E402 - the kit's modules, by their plain names
 
 from orchestrator.executors.inventory import ansible_environment  # noqa: E402 - after the sys.path line above
 from orchestrator.sim import down, host_exec  # noqa: E402 - after the sys.path line above
@@ -418,17 +418,12 @@ def main() -> int:
     if reason:
         log(reason)
         return 2
-    lock = open(LOCK_FILE, "a")  # noqa: SIM115 - held until exit: one run at a time owns the site's name
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        log(f"another deploy_cost.py runs (it holds {LOCK_FILE})")
+    lock = hold_single_run(LOCK_FILE, "deploy_cost.py")  # held until exit
+    if lock is None:
         return 2
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that `finally` takes the site down
     work = Path(tempfile.mkdtemp(prefix="od-", dir="/tmp"))  # short: ssh's ControlPath limit
     site_dir = work / "site"
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True, check=False).stdout.strip()
+    commit, _ = orch_tree(ROOT)
     meta = {"site": SITE, "orch_commit": commit, "loadavg_start": os.getloadavg(), "started": time.time()}
     try:
         down(SITE, site_dir)  # whatever a killed run of ours left, as we hold the lock

@@ -30,7 +30,6 @@ also on error. Nothing in the host is read over SSH.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
 import re
@@ -49,6 +48,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from benchrun import hold_single_run, orch_tree  # noqa: E402 - the kit's modules, by their plain names
 
 from orchestrator.sim import down, host_exec  # noqa: E402 - after the sys.path line above
 from orchestrator.sim.testing import SimSite, bring_up, unavailable_reason  # noqa: E402 - after the sys.path line
@@ -341,22 +342,14 @@ def main() -> int:
     if reason:
         log(reason)
         return 2
-    # One run at a time: a second one would take this one's site (same name, same netns) down at its start.
-    lock = open(LOCK_FILE, "a")  # noqa: SIM115 - held until exit
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        log(f"another jobs_scaling.py runs (it holds {LOCK_FILE})")
+    lock = hold_single_run(LOCK_FILE, "jobs_scaling.py")  # held until exit
+    if lock is None:
         return 2
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that `finally` takes the site down
     work = Path(tempfile.mkdtemp(prefix="oj-", dir="/tmp"))  # short: ssh's ControlPath limit
     site_dir = work / "site"
-    commit = subprocess.run(["git", "-C", str(ORCH_SRC), "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True, check=False).stdout.strip()
-    changed = subprocess.run(["git", "-C", str(ORCH_SRC), "status", "--porcelain", "--", "orchestrator",
-                              "tosca_types", "playbooks"], capture_output=True, text=True, check=False).stdout
+    commit, changed = orch_tree(ORCH_SRC)
     result: dict = {"meta": {"site": SITE, "orch_source": str(ORCH_SRC), "orch_commit": commit,
-                             "orch_uncommitted_changes": changed.split("\n") if changed else [],
+                             "orch_uncommitted_changes": changed,
                              "loadavg_start": os.getloadavg(), "started": time.time(),
                              "count_source": "slurmctld log, DebugFlags=Protocol"}, "runs": []}
     try:

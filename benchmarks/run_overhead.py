@@ -26,13 +26,11 @@ an error, Ctrl-C or SIGTERM. One run at a time (/tmp/orchovh.lock).
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
 import re
 import shlex
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -49,6 +47,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "serve"))
 
 import overhead_baseline as baseline  # noqa: E402 - after the sys.path lines above
+from benchrun import hold_single_run, orch_tree  # noqa: E402 - the kit's modules, by their plain names
 from live_server import Server  # noqa: E402 - the serve tests' helper
 
 from orchestrator.api import Orchestrator  # noqa: E402
@@ -394,21 +393,12 @@ def main() -> int:
     if reason:
         log(reason)
         return 2
-    # One run at a time: a second one would take this one's site (same name, same netns) down at its start.
-    lock = open(LOCK_FILE, "a")  # noqa: SIM115 - held until exit
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        log(f"another run_overhead.py runs (it holds {LOCK_FILE})")
+    lock = hold_single_run(LOCK_FILE, "run_overhead.py")  # held until exit
+    if lock is None:
         return 2
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that `finally` takes the site down
     work = Path(tempfile.mkdtemp(prefix="ovh-", dir="/tmp"))  # short: ssh's ControlPath limit
     site_dir = work / "site"
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True, check=False).stdout.strip()
-    # what of orch differed from its commit (someone may be changing a playbook): each spawn runs the tree as it is
-    changed = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "orchestrator", "tosca_types",
-                              "playbooks"], capture_output=True, text=True, check=False).stdout.splitlines()
+    commit, changed = orch_tree(ROOT)
     result: dict = {"meta": {"site": SITE, "orch_commit": commit, "orch_uncommitted_changes": changed,
                              "repeats": args.repeats, "size_mb": args.size_mb,
                              "loadavg_start": os.getloadavg(), "started": time.time()},
