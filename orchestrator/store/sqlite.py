@@ -301,6 +301,43 @@ class SqliteStore:
             c.execute("UPDATE executions SET status='running', ended=NULL, error=NULL, outputs=NULL,"
                       " cancel_requested=0 WHERE id=?", (execution_id,))
 
+    def queue_execution(self, execution_id: str, deployment: str, workflow: str, inputs: dict[str, Any], *,
+                        owner: UserExecution | None = None) -> None:
+        """An execution that waits its turn (`started` is when it was queued, until claim_queued), with the
+        service user it belongs to in the same transaction: none is ever queued without its owner."""
+        now = time.time()
+        with self._tx() as c:
+            c.execute("INSERT INTO executions (id, deployment, workflow, status, inputs, started)"
+                      " VALUES (?,?,?,?,?,?)", (execution_id, deployment, workflow, "queued", json.dumps(inputs), now))
+            if owner is not None:
+                c.execute("INSERT INTO user_executions (execution_id, user, exposed, key_id, created)"
+                          " VALUES (?,?,?,?,?)", (execution_id, owner.user, owner.exposed, owner.key_id, now))
+
+    def queued_executions(self) -> list[Execution]:
+        """Every queued execution, oldest first (rowid: two queued in the same clock tick keep their order)."""
+        return [_execution(r) for r in self._query("SELECT * FROM executions WHERE status='queued' ORDER BY rowid")]
+
+    def claim_queued(self, execution_id: str) -> bool:
+        """Turn a queued execution into a running one; False if it is no longer queued (cancelled, or
+        claimed by another server): exactly one claimer wins."""
+        with self._tx() as c:
+            return c.execute("UPDATE executions SET status='running', started=? WHERE id=? AND status='queued'",
+                             (time.time(), execution_id)).rowcount == 1
+
+    def end_queued(self, execution_id: str, status: str, error: str, event: tuple[str, str]) -> bool:
+        """End an execution that never started (cancelled, or refused when its turn came); False if it is no
+        longer queued (it started meanwhile)."""
+        now = time.time()
+        with self._tx() as c:
+            row = c.execute("SELECT deployment FROM executions WHERE id=? AND status='queued'",
+                            (execution_id,)).fetchone()
+            if row is None:
+                return False
+            c.execute("UPDATE executions SET status=?, ended=?, error=? WHERE id=?", (status, now, error, execution_id))
+            c.execute("INSERT INTO events (deployment, execution_id, ts, kind, message) VALUES (?,?,?,?,?)",
+                      (row["deployment"], execution_id, now, event[0], event[1]))
+            return True
+
     def end_execution(self, execution_id: str, status: str, error: str | None = None, *,
                       outputs: dict[str, Any] | None = None, deployment_status: str | None = None,
                       event: tuple[str, str] | None = None) -> None:
