@@ -112,7 +112,8 @@ class Background(Core):
                                                                       on_start=on_start))
 
     def start_run(self, name: str, workflow: str | None, inputs: Mapping[str, Any], *, resume: str | None = None,
-                  reporter=None, login: LoginAs | None = None) -> Work:
+                  reporter=None, login: LoginAs | None = None, queued: str | None = None) -> Work:
         return self._start("run", name,
                            lambda api, cancel, on_start: api.run(name, workflow, inputs, resume=resume, cancel=cancel,
-                                                                 reporter=reporter, on_start=on_start, login=login))
+                                                                 reporter=reporter, on_start=on_start, login=login,
+                                                                 queued=queued))

@@ -89,7 +89,7 @@ class ExecutionView:
 
     @property
     def over(self) -> bool:
-        return self.status != ExecutionStatus.RUNNING
+        return self.status not in (ExecutionStatus.RUNNING, ExecutionStatus.QUEUED)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from orchestrator.engine.operations import LoginAs
 from orchestrator.engine.scheduler import Reporter
 from orchestrator.model import UsageError
 from orchestrator.plan.workflows import WorkflowError, default_workflow, workflow_plan
-from orchestrator.store.base import Deployment, DeploymentStatus, ExecutionStatus
+from orchestrator.store.base import Deployment, DeploymentStatus, Execution, ExecutionStatus, UserExecution
 
 
 def _require_deployed(deployment: Deployment) -> None:
@@ -29,9 +29,11 @@ def _require_deployed(deployment: Deployment) -> None:
 class Running(Core):
     def run(self, name: str, workflow: str | None, inputs: Mapping[str, Any], *, resume: str | None = None,
             reporter: Reporter | None = None, cancel: threading.Event | None = None,
-            on_start: Callable[[str], None] | None = None, login: LoginAs | None = None) -> Result:
+            on_start: Callable[[str], None] | None = None, login: LoginAs | None = None,
+            queued: str | None = None) -> Result:
         """Run a workflow of a deployed topology (its one custom workflow by default). login: reach every
-        host as this orch credential (a scientist's own key) instead of the topology's credentials."""
+        host as this orch credential (a scientist's own key) instead of the topology's credentials.
+        queued: run this queued execution (queue_run), with its workflow and inputs."""
         with self._executor() as executor:  # first: Ansible warms up while the topology loads
             deployment = self._existing(name)
             # a deploy or undeploy at work explains the status better than the status itself
@@ -46,6 +48,11 @@ class Running(Core):
                     raise UsageError(f"execution '{resume}' succeeded; nothing to resume")
                 workflow = previous.workflow
                 inputs = {**self._unsealed(previous.inputs), **inputs}
+            elif queued:
+                waiting = self.store.execution(queued)
+                if waiting is None or waiting.deployment != name or waiting.status != ExecutionStatus.QUEUED:
+                    raise UsageError(f"no queued execution '{queued}' of deployment '{name}'")
+                workflow, inputs = waiting.workflow, self._unsealed(waiting.inputs)
             try:
                 workflow = workflow or default_workflow(topology)
                 graph = workflow_plan(topology, workflow)
@@ -61,6 +68,10 @@ class Running(Core):
                     self.store.interrupted_runs_to_failed(execution_id)
                     self.store.reopen_execution(execution_id)
                     done = jobs.steps_kept_on_resume(graph, self.store.step_statuses(execution_id))
+                elif queued:
+                    if not self.store.claim_queued(queued):
+                        raise UsageError(f"execution '{queued}' is no longer queued")
+                    execution_id = queued
                 else:
                     execution_id = new_execution_id()
                     self.store.start_execution(execution_id, name, workflow, seal(self.home, inputs))
@@ -83,6 +94,35 @@ class Running(Core):
             finally:
                 self.store.release(name, owner)
 
+    def queue_run(self, name: str, workflow: str | None, inputs: Mapping[str, Any], *,
+                  owner: UserExecution | None = None) -> str:
+        """An execution that waits until the deployment is free, then runs (run(queued=...)); its id.
+        Its workflow and inputs are checked now: a queued execution never fails later for bad input.
+        owner: the service user it belongs to (recorded with it, in one step), with its id."""
+        deployment = self._existing(name)
+        _require_deployed(deployment)
+        topology = self._stored_topology(deployment)
+        try:
+            workflow = workflow or default_workflow(topology)
+            workflow_plan(topology, workflow)
+        except WorkflowError as exc:
+            raise UsageError(str(exc)) from None
+        self._workflow_inputs(topology, workflow, inputs)
+        execution_id = owner.execution_id if owner else new_execution_id()
+        self.store.queue_execution(execution_id, name, workflow, seal(self.home, dict(inputs)), owner=owner)
+        self.store.add_event(name, execution_id, "execution", f"workflow {workflow} queued: the deployment is busy")
+        return execution_id
+
+    def queued_runs(self) -> list[Execution]:
+        """The executions waiting for their deployment, oldest first."""
+        return self.store.queued_executions()
+
+    def refuse_queued(self, execution_id: str, reason: str) -> bool:
+        """A queued execution that cannot run when its turn comes (its deployment gone, its key deleted):
+        failed, with the reason. False if it had started meanwhile."""
+        return self.store.end_queued(execution_id, ExecutionStatus.FAILED, reason,
+                                     ("execution", f"not started: {reason}"))
+
     def cancel(self, name: str, execution_id: str, wait: float = 120.0) -> str:
         """Cancel a running execution (a run, a deploy or an undeploy) by id, from this process or any
         other: the one running it sees the request, stops starting operations, cancels its jobs. Waits
@@ -90,6 +130,11 @@ class Running(Core):
         execution = self.store.execution(execution_id)
         if execution is None or execution.deployment != name:
             raise UsageError(f"no execution '{execution_id}' of deployment '{name}'")
+        if execution.status == ExecutionStatus.QUEUED:
+            if self.store.end_queued(execution_id, ExecutionStatus.CANCELLED, "cancelled before it started",
+                                     ("execution", "cancelled before it started")):
+                return ExecutionStatus.CANCELLED
+            execution = self.store.execution(execution_id) or execution  # it started meanwhile
         if execution.status != ExecutionStatus.RUNNING:
             raise UsageError(f"execution '{execution_id}' is {execution.status}; only a running one can be cancelled")
         self.store.request_cancel(execution_id)
