@@ -17,13 +17,14 @@ from typing import Any
 
 from orchestrator.api.background import Background, Work
 from orchestrator.api.credentials import Credentials
+from orchestrator.api.deploying import new_execution_id
 from orchestrator.api.reading import Reading
 from orchestrator.api.records import Event, ExecutionView
 from orchestrator.credentials import CredentialError
 from orchestrator.engine.operations import LoginAs
 from orchestrator.functions import iter_functions
 from orchestrator.model import InputDefinition, LoadError, Problem, UsageError
-from orchestrator.store.base import DeploymentStatus, Exposed, StoreError, User, UserExecution, UserKey
+from orchestrator.store.base import DeploymentBusy, DeploymentStatus, Exposed, StoreError, User, UserExecution, UserKey
 
 TOKEN_BYTES = 32
 VERIFY_LOGIN = Path(__file__).with_name("playbooks") / "verify_login.yaml"
@@ -59,6 +60,15 @@ class ExposedWorkflow:
     workflow: str
     description: str
     inputs: tuple[InputSchema, ...]
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """An execution the service accepted: running in the background (work), or queued (work is None)
+    until its deployment has finished the executions before it."""
+
+    execution_id: str
+    work: Work | None
 
 
 @dataclass(frozen=True)
@@ -258,29 +268,68 @@ class Service(Background, Reading, Credentials):
     # -- executions --------------------------------------------------------------------------------
 
     def start_user_execution(self, user: User, workflow: str, inputs: Mapping[str, Any],
-                             key_id: str | None = None) -> Work:
+                             key_id: str | None = None) -> Submitted:
+        """Start the execution now, or queue it while its deployment runs another (first come, first
+        served: start_queued starts it when its turn comes). Bad inputs are refused either way, now."""
         exposed = self._exposed(workflow)
-        login = None
-        if key_id is not None:
-            key = self._user_key(user, key_id)
-            login = LoginAs(key.credential, self.credential(key.credential).user)
+        login = self._login(user, key_id)
         problems = self._input_problems(inputs)
         if problems:
             raise Refused("; ".join(str(p) for p in problems), problems)
-        work = self.start_run(exposed.deployment, exposed.workflow, dict(inputs), login=login)
-        self.store.add_user_execution(work.execution_id, user.name, exposed.name, key_id)
-        return work
+        if not any(e.deployment == exposed.deployment for e in self.queued_runs()):
+            try:
+                work = self.start_run(exposed.deployment, exposed.workflow, dict(inputs), login=login)
+            except DeploymentBusy:
+                pass  # running another execution (or a command holds it): wait in the queue
+            else:
+                self.store.add_user_execution(work.execution_id, user.name, exposed.name, key_id)
+                return Submitted(work.execution_id, work)
+        owner = UserExecution(new_execution_id(), user.name, exposed.name, key_id, 0.0)
+        return Submitted(self.queue_run(exposed.deployment, exposed.workflow, dict(inputs), owner=owner), None)
+
+    def start_queued(self) -> list[Work]:
+        """Start each deployment's oldest queued user execution once the deployment is free; one that can
+        no longer run (its deployment or key gone, its workflow no longer exposed) is failed with the reason."""
+        started: list[Work] = []
+        taken: set[str] = set()  # deployments whose turn is decided this round: first come, first served
+        for waiting in self.queued_runs():
+            if waiting.deployment in taken:
+                continue
+            taken.add(waiting.deployment)
+            owned = self.store.user_execution(waiting.id)
+            if owned is None or self.store.lock_is_live(waiting.deployment):
+                continue
+            try:
+                self._exposed(owned.exposed)
+                login = self._login(self._user_named(owned.user), owned.key_id)
+                started.append(self.start_run(waiting.deployment, waiting.workflow, {}, login=login,
+                                              queued=waiting.id))
+            except DeploymentBusy:
+                continue  # taken meanwhile (a CLI run, another server): next round
+            except (UsageError, LoadError, CredentialError) as exc:
+                self.refuse_queued(waiting.id, str(exc))
+        return started
 
     def resume_user_execution(self, user: User, execution_id: str) -> Work:
         """Take up an execution whose process died (a server restarted): what completed is kept, a job
         that was submitted is watched again, not submitted again."""
         owned = self._owned(user, execution_id)
         exposed = self._exposed(owned.exposed)
-        login = None
-        if owned.key_id is not None:
-            key = self._user_key(user, owned.key_id)
-            login = LoginAs(key.credential, self.credential(key.credential).user)
-        return self.start_run(exposed.deployment, exposed.workflow, {}, resume=execution_id, login=login)
+        return self.start_run(exposed.deployment, exposed.workflow, {}, resume=execution_id,
+                              login=self._login(user, owned.key_id))
+
+    def _login(self, user: User, key_id: str | None) -> LoginAs | None:
+        """How an execution of the user reaches the cluster: with their key, or (None) the topology's own."""
+        if key_id is None:
+            return None
+        key = self._user_key(user, key_id)
+        return LoginAs(key.credential, self.credential(key.credential).user)
+
+    def _user_named(self, name: str) -> User:
+        for user in self.store.users():
+            if user.name == name:
+                return user
+        raise NotFound(f"no user '{name}'")
 
     def user_result_file(self, user: User, execution_id: str, output: str) -> Path:
         """A file on the orch server named by one of the execution's outputs (a result staged out here)."""

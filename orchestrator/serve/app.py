@@ -5,6 +5,7 @@ restarted server finds those that were running and watches their jobs again."""
 
 
 import json
+import logging
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -33,11 +34,13 @@ from orchestrator.api import (
 )
 from orchestrator.serve import models
 
+log = logging.getLogger(__name__)
 API = "/api/v1"
 WORKER_NICE = 19  # the executions' Ansible takes only the CPU the server leaves: polls never wait behind it
 WEB = Path(__file__).with_name("web")
 FOLLOW_POLL = 0.2
 REQUEST_THREADS = 8  # the threads that answer requests (see lifespan)
+DISPATCH_POLL = 0.2  # how soon a queued execution starts once its deployment is free
 
 
 class Server:
@@ -72,6 +75,16 @@ class Server:
                 continue  # left interrupted: `orch run --resume` or a later restart takes it up
         return resumed
 
+    def dispatch(self, stop: threading.Event) -> None:
+        """Start queued executions as their deployments become free, until `stop` (its own thread: the
+        store's per-thread connection keeps it out of the replies' way)."""
+        while not stop.wait(DISPATCH_POLL):
+            try:
+                for work in self.api.start_queued():
+                    self.keep(work)
+            except Exception:  # a store hiccup must not end the queue for good
+                log.exception("starting queued executions")
+
     def _user(self, name: str) -> User:
         return next(u for u in self.api.users() if u.name == name)
 
@@ -87,7 +100,14 @@ def create_app(home: Path, data_roots: tuple[Path, ...] = (), *, resume: bool = 
         app.state.warmed = await anyio.to_thread.run_sync(server.api.warm)
         if resume:
             app.state.resumed = server.resume_interrupted()
-        yield
+        stop = threading.Event()
+        dispatcher = threading.Thread(target=server.dispatch, args=(stop,), name="orch-queue", daemon=True)
+        dispatcher.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            dispatcher.join(timeout=5)
 
     errors = {status: {"model": models.Problem, "description": meaning} for status, meaning in (
         (400, "the body could not be read"), (401, "no token, or not a valid one"), (403, "an admin's token is needed"),
@@ -150,9 +170,10 @@ def create_app(home: Path, data_roots: tuple[Path, ...] = (), *, resume: bool = 
 
     @app.post(f"{API}/executions", response_model=models.ExecutionCreated, status_code=202, tags=["executions"])
     def start(user: UserDep, body: models.ExecutionIn) -> models.ExecutionCreated:
-        work = server.api.start_user_execution(user, body.workflow, body.inputs, body.ssh_key)
-        server.keep(work)
-        return models.ExecutionCreated(id=work.execution_id)
+        submitted = server.api.start_user_execution(user, body.workflow, body.inputs, body.ssh_key)
+        if submitted.work is not None:
+            server.keep(submitted.work)
+        return models.ExecutionCreated(id=submitted.execution_id)
 
     @app.get(f"{API}/executions", response_model=list[models.ExecutionOut], tags=["executions"])
     def executions(user: UserDep, workflow: str | None = None) -> list[models.ExecutionOut]:

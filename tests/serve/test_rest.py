@@ -41,7 +41,7 @@ def wait_over(client, tokens, who: str, execution_id: str, timeout: float = 180)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         body = client.get(f"/api/v1/executions/{execution_id}", headers=auth(tokens, who)).json()
-        if body["status"] not in ("running",):
+        if body["status"] not in ("running", "queued"):
             return body
         time.sleep(0.3)
     raise AssertionError(f"execution {execution_id} still running after {timeout}s")
@@ -136,6 +136,63 @@ def test_a_running_execution_is_cancelled(service):
     cancelled = client.delete(f"/api/v1/executions/{execution_id}", headers=auth(tokens, "alice"))
     assert cancelled.status_code == 202, cancelled.text
     assert wait_over(client, tokens, "alice", execution_id)["status"] == "cancelled"
+
+
+def test_executions_beyond_the_first_wait_their_turn_and_a_queued_one_is_cancelled_before_it_starts(service):
+    client, tokens, out = service
+    alice, bob = auth(tokens, "alice"), auth(tokens, "bob")
+
+    def post(who: dict, message: str, **more) -> str:
+        started = client.post("/api/v1/executions", headers=who,
+                              json={"workflow": EXPOSED, "inputs": {"message": message, **more}})
+        assert started.status_code == 202, started.text
+        return started.json()["id"]
+
+    first = post(alice, "first", sleep_a=3)
+    second, third, fourth = post(bob, "second"), post(alice, "third"), post(alice, "fourth")
+    for queued, who in ((second, bob), (third, alice), (fourth, alice)):
+        body = client.get(f"/api/v1/executions/{queued}", headers=who).json()
+        assert body["status"] == "queued" and not any(s["status"] != "pending" for s in body["steps"]), body
+    assert client.get(f"/api/v1/executions/{second}", headers=alice).status_code == 404  # bob's alone
+    # bad inputs are refused at once, not when their turn comes
+    assert client.post("/api/v1/executions", headers=alice,
+                       json={"workflow": EXPOSED, "inputs": {"message": "m", "sleep_a": "soon"}}).status_code == 422
+    cancelled = client.delete(f"/api/v1/executions/{third}", headers=alice)
+    assert cancelled.status_code == 202 and cancelled.json()["status"] == "cancelled", cancelled.text
+
+    ran = [wait_over(client, tokens, who, e) for e, who in ((first, "alice"), (second, "bob"), (fourth, "alice"))]
+    assert [r["status"] for r in ran] == ["done"] * 3, ran
+    # one at a time, in the order they came: each starts after the one before has ended
+    assert ran[0]["ended"] <= ran[1]["started"] and ran[1]["ended"] <= ran[2]["started"], ran
+    assert (out / "b").read_text() == "fourth\n"
+    never = client.get(f"/api/v1/executions/{third}", headers=alice).json()
+    assert never["status"] == "cancelled" and all(s["status"] == "pending" for s in never["steps"]), never
+    logs = [e["message"] for e in client.get(f"/api/v1/executions/{second}/logs", headers=bob).json()]
+    assert logs[0].endswith("queued: the deployment is busy") and logs[-1].endswith("done"), logs
+
+
+def test_a_queued_execution_whose_key_was_deleted_fails_with_the_reason_and_the_queue_goes_on(service):
+    client, tokens, out = service
+    alice = auth(tokens, "alice")
+    key = client.post("/api/v1/ssh_keys", headers=alice).json()["id"]
+
+    def post(message: str, **more) -> str:
+        started = client.post("/api/v1/executions", headers=alice,
+                              json={"workflow": EXPOSED, "inputs": {"message": message}, **more})
+        assert started.status_code == 202, started.text
+        return started.json()["id"]
+
+    first = client.post("/api/v1/executions", headers=alice,
+                        json={"workflow": EXPOSED, "inputs": {"message": "before", "sleep_a": 3}}).json()["id"]
+    keyed, after = post("keyed", ssh_key=key), post("after")
+    assert client.get(f"/api/v1/executions/{keyed}", headers=alice).json()["status"] == "queued"
+    assert client.delete(f"/api/v1/ssh_keys/{key}", headers=alice).status_code == 204
+
+    assert wait_over(client, tokens, "alice", first)["status"] == "done"
+    refused = wait_over(client, tokens, "alice", keyed)
+    assert refused["status"] == "failed" and key in refused["error"], refused
+    assert wait_over(client, tokens, "alice", after)["status"] == "done"
+    assert (out / "b").read_text() == "after\n"
 
 
 def test_inputs_are_data_and_malformed_bodies_name_the_field(service):

@@ -1,6 +1,7 @@
 """Executions survive the server: `orch serve` killed with SIGKILL while a scientist's job runs, then
 started again, finds the execution, watches the job it had submitted (never submits it again) and finishes
-it, with the right results. A real server process on loopback, real Ansible, a real background job."""
+it, with the right results; the execution queued behind it runs next. A real server process on
+loopback, real Ansible, a real background job."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ JOBS = Path(__file__).resolve().parents[1] / "integration" / "data" / "jobs.yaml
 EXPOSED = "jobs@local@exec_job"
 
 
-def test_a_server_killed_during_a_job_finishes_it_after_a_restart_without_resubmitting(tmp_path):
+def test_a_server_killed_during_a_job_finishes_it_after_a_restart_without_resubmitting_then_runs_the_queue(tmp_path):
     home, out = tmp_path / "home", tmp_path / "out"
     out.mkdir()
     api = Orchestrator(home)
@@ -38,20 +39,31 @@ def test_a_server_killed_during_a_job_finishes_it_after_a_restart_without_resubm
             job_dirs = [p for p in (out / "jobs").glob("job_a-*") if (p / "pid").exists()]
             time.sleep(0.2)
         assert job_dirs, "job_a never started"
+        queued = httpx.post(f"{server.url}/api/v1/executions", headers=headers, timeout=30,
+                            json={"workflow": EXPOSED, "inputs": {"message": "queued behind"}})
+        assert queued.status_code == 202, queued.text
+        queued_id = queued.json()["id"]
         server.kill()
         assert not (job_dirs[0] / "exit_code").exists(), "the job ended before the server was killed"
 
         server.start()  # finds the execution interrupted, resumes it: watches job_a again
-        deadline = time.monotonic() + 180
-        body = {}
-        while time.monotonic() < deadline:
-            body = httpx.get(f"{server.url}/api/v1/executions/{execution_id}", headers=headers, timeout=30).json()
-            if body["status"] != "running" and body["status"] != "interrupted":
-                break
-            time.sleep(0.3)
-        assert body["status"] == "done", body
-        assert (out / "b").read_text() == "survived\n"
-        assert len(list((out / "jobs").glob("job_a-*"))) == 1, "job_a was submitted again"
+        first, second = (wait_over(server.url, headers, e) for e in (execution_id, queued_id))
+        assert first["status"] == "done", first
+        assert second["status"] == "done" and second["started"] >= first["ended"], second
+        assert (out / "b").read_text() == "queued behind\n"
+        # one job_a of each execution: the resumed one watched its job again, never submitted it anew
+        assert len(list((out / "jobs").glob("job_a-*"))) == 2, "job_a was submitted again"
         assert (out / "a").read_text().strip() == "A"
     finally:
         server.stop()
+
+
+def wait_over(url: str, headers: dict, execution_id: str) -> dict:
+    deadline = time.monotonic() + 180
+    body = {}
+    while time.monotonic() < deadline:
+        body = httpx.get(f"{url}/api/v1/executions/{execution_id}", headers=headers, timeout=30).json()
+        if body["status"] not in ("running", "interrupted", "queued"):
+            break
+        time.sleep(0.3)
+    return body

@@ -209,7 +209,8 @@ async function watch(executionId) {
       const status = $("execution-status");
       status.textContent = execution.status;
       status.className = `status ${execution.status}`;
-      cancel.hidden = execution.status !== "running";
+      const live = execution.status === "running" || execution.status === "queued";
+      cancel.hidden = !live;
       renderGraph(execution.steps, execution.edges);
       const events = await api(`/executions/${executionId}/logs?after=${state.after}`);
       for (const event of events) {
@@ -218,7 +219,7 @@ async function watch(executionId) {
         const where = event.node ? `${event.node} ${event.operation || ""}: ` : "";
         $("log").append(`${stamp} ${event.kind} ${where}${event.message}\n`);
       }
-      if (execution.status !== "running") {
+      if (!live) {
         renderResults(execution.outputs, executionId);
         await refreshExecutions();
         return;
