@@ -18,7 +18,8 @@ Measured for each N:
   `squeue -u USER` listing), REQUEST_JOB_INFO (squeue without -u) and REQUEST_JOB_INFO_SINGLE (scontrol show job);
 - poll rounds: the Ansible batches of playbooks/jobs/slurm_run.yaml (Runnable.run), recorded by
   ansible_recorder.py, which patches orch's executor in orch's own process (orch's code is untouched); each
-  batch's size (aliases = jobs polled) from its inventory. Hence queries and CPU per poll round;
+  batch's size (jobs polled: an alias's ORCH_WATCHES, when the engine polls a host's watches as one alias,
+  else one per alias) from its inventory. Hence queries and CPU per poll round;
 - each completion's notice delay: orch's "job ID of NODE: COMPLETED" event (its store) minus the job's own
   last timestamp (the done-file, read with host_exec), p50 and max over the N jobs (the promise: <= 2 s).
 Ratios are against N=1 (or the smallest N) of the same run.
@@ -242,7 +243,8 @@ def poll_batches(record: Path) -> list[dict]:
         batch = json.loads(line)
         if batch["playbook"].endswith(WATCH_PLAYBOOK):
             hosts = yaml.load(Path(batch["inventory"]).read_text(), _InventoryLoader)["all"]["hosts"]
-            rows.append({"jobs": len(hosts), "started": batch["started"], "ended": batch["ended"],
+            jobs = sum(len(host.get("ORCH_WATCHES") or [host]) for host in hosts.values())
+            rows.append({"jobs": jobs, "aliases": len(hosts), "started": batch["started"], "ended": batch["ended"],
                          "s": round(batch["ended"] - batch["started"], 3)})
     return rows
 

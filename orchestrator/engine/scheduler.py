@@ -1,9 +1,11 @@
 """The scheduler: runs a plan's steps as their predecessors finish, several at once.
 
 Ready steps that share a playbook go to the executor as one batch (one Ansible process for all of
-them). Every transition is written to the store before the next decision. A failure stops new
-steps, lets running ones finish, and is reported with its node, operation, host, task and message.
-An unreachable host is retried with backoff; a failing task is not (unless the operation says so).
+them); the job watches of one host whose playbook can poll many are polled together, as one request
+per host and round (jobs.group_watches). Every transition is written to the store before the next
+decision. A failure stops new steps, lets running ones finish, and is reported with its node,
+operation, host, task and message. An unreachable host is retried with backoff; a failing task is not
+(unless the operation says so).
 """
 
 from __future__ import annotations
@@ -12,9 +14,9 @@ import concurrent.futures as cf
 import functools
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import networkx as nx
@@ -119,13 +121,14 @@ class Scheduler:
                 if stopping:
                     run.ready = [r for r in run.ready if r in run.monitors and not self.cancel.is_set()]
                     run.due = [d for d in run.due if d[1] in run.monitors and not self.cancel.is_set()]
-                if run.ready and len(run.running) < self.workers:
-                    steps = [graph.nodes[n]["step"] for n in run.ready]
-                    run.ready = []
+                launch = run.launchable() if run.ready and len(run.running) < self.workers else []
+                if launch:  # (watches held back wait for their group's poll in flight, below)
+                    steps = [graph.nodes[n]["step"] for n in launch]
                     for step_id, ok in self._prepare_ready(steps, outcome, run):
                         self._settle(run, outcome, step_id, ok)
                     for batch in run.batches:
                         run.running[pool.submit(self._run_batch, batch, run)] = batch
+                        run.polling.update(run.groups_of(batch))
                     run.batches = []
                     continue
                 if not run.running:
@@ -135,9 +138,11 @@ class Scheduler:
                 done, _ = cf.wait(list(run.running), timeout=0.25, return_when=cf.FIRST_COMPLETED)
                 for future in done:
                     batch = run.running.pop(future)
+                    run.polling.subtract(run.groups_of(batch))
                     results = future.result()
+                    ended = time.monotonic()  # one moment for the whole batch: its watches stay in step
                     for prepared in batch:
-                        self._after_result(run, outcome, prepared, results[prepared.request.alias])
+                        self._after_result(run, outcome, prepared, results[prepared.request.alias], ended)
             if self.cancel.is_set():
                 self._cancel_jobs(run, outcome)
         outcome.cancelled = self.cancel.is_set()
@@ -145,14 +150,16 @@ class Scheduler:
             outcome.ok = False
         return outcome
 
-    def _after_result(self, run: _Run, outcome: Outcome, prepared: PreparedStep, result: OperationResult) -> None:
+    def _after_result(self, run: _Run, outcome: Outcome, prepared: PreparedStep, result: OperationResult,
+                      ended: float) -> None:
         step = prepared.step
         run.attempts[step.id] += 1
         if result.ok and prepared.is_monitor:
             report = jobs.JobReport.from_facts(result.facts)
             if report.running:
                 if not self.cancel.is_set():
-                    run.due.append((time.monotonic() + run.backoff.next(step.id), step.id))
+                    gap = jobs.MANY_GAP if step.id in run.watch_groups else run.backoff.next(step.id)
+                    run.due.append((ended + gap, step.id))
                 return  # when cancelling, the job is cancelled and its watch closed by _cancel_jobs
             run.jobs_finished.add(step.node)
             if not report.succeeded:
@@ -255,6 +262,8 @@ class Scheduler:
                 continue
             if prepared.is_monitor:
                 run.monitors.add(step.id)
+                if jobs.groupable(prepared.request):
+                    run.watch_groups[step.id] = jobs.group_key(prepared.request)
             by_playbook[prepared.request.playbook].append(prepared)
         run.batches.extend(by_playbook.values())
         return immediate
@@ -285,11 +294,22 @@ class Scheduler:
                                  {"step": prepared.step.id, "task": event.task, "status": event.kind})
             self.reporter.task_event(prepared.step, event)
 
+        watches = {p.request.alias: run.job_status.get(p.step.node, "") for p in batch if p.is_monitor}
+        requests, groups = jobs.group_watches([p.request for p in batch], watches)
+        members = {g.request.alias: g.members for g in groups}
+
+        def on_any_event(event: TaskEvent) -> None:
+            for member in members.get(event.alias, ()):  # a poll of many jobs: each watch logs its failure
+                on_event(replace(event, alias=member.alias))
+            on_event(event)
+
         try:
             uninterruptible = any(jobs.must_run_to_its_end(p.step) for p in batch)
-            results = self.executor.run_batch([p.request for p in batch], on_event=on_event,
+            results = self.executor.run_batch(requests, on_event=on_any_event,
                                               cancel=None if uninterruptible else self.cancel,
                                               timeout=_batch_timeout(batch))
+            for group in groups:
+                results.update(group.results(results.pop(group.request.alias, None)))
         except Exception as exc:  # noqa: BLE001 - any executor crash fails the batch, never the engine
             results = {p.request.alias: OperationResult(p.request.alias, ok=False,
                                                         message=f"executor error: {type(exc).__name__}: {exc}")
@@ -352,6 +372,8 @@ class _Run:
         self.attempts: dict[str, int] = defaultdict(int)
         self.monitors: set[str] = set()
         self.monitor_runs: dict[str, int] = {}
+        self.watch_groups: dict[str, tuple] = {}  # watch -> its host's group (jobs.group_key)
+        self.polling: Counter = Counter()  # groups with a poll in flight
         self.backoff = jobs.PollBackoff()
         self.job_status: dict[str, str] = {}
         self.jobs_submitted: set[str] = set()
@@ -367,6 +389,24 @@ class _Run:
                 pending.extend(self._release(step_id))
             else:
                 self.ready.append(step_id)
+
+    def launchable(self) -> list[str]:
+        """Take the ready steps to start now. The watches of a host are polled together: one of them ready
+        brings its group mates waiting for their next poll along, and none starts while a poll of its group
+        is in flight (it joins the next one), so that a round stays one poll per host."""
+        groups = {self.watch_groups[r] for r in self.ready if r in self.watch_groups}
+        groups = {g for g in groups if self.polling[g] <= 0}
+        mates = [d for d in self.due if self.watch_groups.get(d[1]) in groups]
+        for due in mates:
+            self.due.remove(due)
+        candidates = self.ready + [d[1] for d in mates]
+        held = [r for r in candidates if r in self.watch_groups and self.polling[self.watch_groups[r]] > 0]
+        launch = [r for r in candidates if r not in held]
+        self.ready = held
+        return launch
+
+    def groups_of(self, batch: list[PreparedStep]) -> Counter:
+        return Counter({self.watch_groups[p.step.id] for p in batch if p.step.id in self.watch_groups})
 
     def _release(self, step_id: str) -> list[str]:
         released = []
