@@ -5,8 +5,11 @@ so nobody else's /tmp/orch-embedded is touched. The minimal workflow is deployed
 exposed; a user POSTs all N executions at the same moment (one thread each, behind a barrier),
 execution i to deployment i % D. Each execution has a dataset of its own (one word of its own,
 repeated i+1 times) and staged-in, cluster and result folders of its own: its counts must be exactly
-that word and count. A deployment runs one execution at a time, so with D < N the POSTs beyond D
-are refused (409); they are counted and reported, never retried.
+that word and count. A deployment runs one execution at a time: with D < N the executions beyond D
+wait in the service's queue (status "queued") and start, first come first served, as their deployment
+is free. Any POST refused is counted and reported, never retried. Reported: how many finished with the
+right counts, throughput, each execution's run time and time waiting in the queue, the server's peak
+memory (alone and with its Ansible workers) and CPU.
 """
 
 from __future__ import annotations
@@ -161,6 +164,7 @@ def report(runs: Path, replies: list[dict], views: dict, began: float, cpu_befor
         view = views.get(reply.get("id"), {})
         row = {"execution": i, **reply, "status": view.get("status", "refused"),
                "wall_s": round(view["ended"] - view["started"], 1) if view.get("ended") else None,
+               "queued_s": round(view["started"] - reply["posted"], 1) if view.get("started") else None,
                "error_of_run": view.get("error")}
         row["counts_problem"] = check_counts(runs, i) if "id" in reply else None
         rows.append(row)
@@ -179,6 +183,7 @@ def report(runs: Path, replies: list[dict], views: dict, began: float, cpu_befor
         "throughput_per_min": round(len(done) / total * 60, 2) if total and done else 0.0,
         "execution_wall_s": {"p50": statistics.median(walls) if walls else None,
                              "p90": percentile(walls, 90) if walls else None, "max": max(walls) if walls else None},
+        "queued_s_max": max((r["queued_s"] for r in accepted if r["queued_s"] is not None), default=None),
         "post_reply_s_max": max(r["reply_s"] for r in rows),
         "server_peak_rss_mb": round(sampler.peak_self, 1), "server_tree_peak_rss_mb": round(sampler.peak_tree, 1),
         "server_cpu_s": round(cpu_after[0] - cpu_before[0], 1),
@@ -192,12 +197,13 @@ def report(runs: Path, replies: list[dict], views: dict, began: float, cpu_befor
 def print_table(result: dict) -> None:
     print(f"\n{result['executions']} executions of the minimal workflow POSTed at once, "
           f"on {result['deployments']} deployment(s)")
-    print("| accepted | refused | done, right counts | total s | per min | exec. s p50 | max | "
+    print("| accepted | refused | done, right counts | total s | per min | exec. s p50 | max | longest wait s | "
           "serve RSS MB | with children MB | serve CPU s | with children |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     w = result["execution_wall_s"]
     print(f"| {result['accepted']} | {result['refused']} | {result['done_with_right_counts']} | "
           f"{result['total_wall_s']} | {result['throughput_per_min']} | {w['p50']} | {w['max']} | "
+          f"{result['queued_s_max']} | "
           f"{result['server_peak_rss_mb']} | {result['server_tree_peak_rss_mb']} | {result['server_cpu_s']} | "
           f"{result['server_cpu_with_children_s']} |")
     for reply in result["refusal_replies"]:
