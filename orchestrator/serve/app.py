@@ -119,14 +119,16 @@ def create_app(home: Path, data_roots: tuple[Path, ...] = (), *, resume: bool = 
     app.state.resumed = []
     bearer = HTTPBearer(auto_error=False)
 
-    def current_user(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> User:
+    async def current_user(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> User:
+        # on the event loop, not in a request thread: one indexed read, where a thread's hop there and back
+        # costs more (two wake-ups and two handovers of the interpreter lock, per request, under load)
         user = server.api.authenticate(credentials.credentials if credentials else None)
         if user is None:
             raise HTTPException(401, "a valid token is needed: Authorization: Bearer <token>",
                                 headers={"WWW-Authenticate": "Bearer"})
         return user
 
-    def current_admin(user: Annotated[User, Depends(current_user)]) -> User:
+    async def current_admin(user: Annotated[User, Depends(current_user)]) -> User:
         if not user.admin:
             raise HTTPException(403, "an admin's token is needed")
         return user
@@ -179,15 +181,19 @@ def create_app(home: Path, data_roots: tuple[Path, ...] = (), *, resume: bool = 
     def executions(user: UserDep, workflow: str | None = None) -> list[models.ExecutionOut]:
         return [_execution(v) for v in server.api.user_executions(user, workflow)]
 
+    # The two replies a watching page asks for twice a second are answered on the event loop too: a few
+    # indexed reads and the plan view kept since the deployment's last change (`warm` at start, or the first
+    # view after a change, which holds every reply anyway: a load holds the interpreter). Through a request
+    # thread each paid its hops under load: 50 clients while 10 executions ran, p99 150-230 ms against 26 ms.
     @app.get(f"{API}/executions/{{execution_id}}", response_model=models.ExecutionOut, tags=["executions"])
-    def execution(user: UserDep, execution_id: str) -> models.ExecutionOut:
+    async def execution(user: UserDep, execution_id: str) -> models.ExecutionOut:
         return _execution(server.api.user_execution(user, execution_id))
 
     @app.get(f"{API}/executions/{{execution_id}}/logs", response_model=list[models.EventOut], tags=["executions"],
              responses={200: {"content": {"text/event-stream": {}}}})
-    def logs(user: UserDep, execution_id: str, after: Annotated[int, Query(ge=0)] = 0,
-             accept: Annotated[str | None, Header()] = None,
-             last_event_id: Annotated[str | None, Header()] = None):
+    async def logs(user: UserDep, execution_id: str, after: Annotated[int, Query(ge=0)] = 0,
+                   accept: Annotated[str | None, Header()] = None,
+                   last_event_id: Annotated[str | None, Header()] = None):
         if accept and "text/event-stream" in accept:
             start_after = int(last_event_id) if last_event_id and last_event_id.isdigit() else after
             server.api.user_log_page(user, execution_id, 0)  # not theirs, or no such execution: 404 now
