@@ -4,7 +4,8 @@ to stop while it runs.
 - `Runnable.submit` starts the job and reports its id (the fact TOSCA_JOB_ID, kept as the operation's
   output); `Runnable.run` is polled, fast at first then backing off, and reports TOSCA_JOB_STATUS
   (QUEUED/RUNNING while the job lives; COMPLETED, or anything else for a failure, with TOSCA_JOB_ERROR);
-  `Runnable.cancel` stops it. Watch and cancel read the job id from the submit's output.
+  `Runnable.cancel` stops it. Watch and cancel read the job id from the submit's output. A submit that
+  waited for the job's end may say so (TOSCA_JOB_STATUS: COMPLETED): its watch is then settled without a poll.
 - The watches of one host whose playbook says it can (`orch_watches_many`) are polled together: one
   request per host and round lists their jobs, and each watch is settled from its line of the answer
   (below).

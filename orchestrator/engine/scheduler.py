@@ -260,6 +260,9 @@ class Scheduler:
                                           {}, step.state)
                 immediate.append((step.id, True))
                 continue
+            if prepared.is_monitor and not run.attempts[step.id] and self._ended_at_submit(run, prepared):
+                immediate.append((step.id, True))
+                continue
             if prepared.is_monitor:
                 run.monitors.add(step.id)
                 if jobs.groupable(prepared.request):
@@ -267,6 +270,29 @@ class Scheduler:
             by_playbook[prepared.request.playbook].append(prepared)
         run.batches.extend(by_playbook.values())
         return immediate
+
+    def _ended_at_submit(self, run: _Run, prepared: PreparedStep) -> bool:
+        """Whether the job's submit waited for its end (the embedded mover moves the data while it submits)
+        and said it COMPLETED (TOSCA_JOB_STATUS among its outputs): then its watch is settled from that, done,
+        without a poll: one Ansible run fewer per data move. Any other status is the watch's to judge."""
+        step = prepared.step
+        report = jobs.JobReport.from_facts({
+            "TOSCA_JOB_ID": prepared.request.variables.get("TOSCA_JOB_ID"),
+            "TOSCA_JOB_STATUS": self.ev.read_operation_output(step.node, jobs.SUBMIT, "TOSCA_JOB_STATUS") or ""})
+        if not report.succeeded:
+            return False
+        run_id = self.store.operation_started(self.execution_id, self.ev.deployment, step.id, step.node,
+                                              step.operation or "", prepared.host, step.running_state)
+        self.reporter.step_started(step, prepared.host)
+        run.job_status[step.node] = report.status
+        run.jobs_finished.add(step.node)
+        self.store.add_event(self.ev.deployment, self.execution_id, "job",
+                             f"job {report.job_id} of {step.node}: {report.status} (as its submit reported)",
+                             step.node, step.operation, {"status": report.status})
+        facts = {"TOSCA_JOB_ID": report.job_id, "TOSCA_JOB_STATUS": report.status}
+        self._record_done(run_id, step, OperationResult(prepared.request.alias, facts=facts))
+        self.reporter.step_finished(step, True, None)
+        return True
 
     def _run_batch(self, batch: list[PreparedStep], run: _Run) -> dict[str, OperationResult]:
         run_ids: dict[str, int] = {}
