@@ -52,12 +52,16 @@ from live_server import Server  # noqa: E402 - the serve tests' helper
 
 from orchestrator.api import Orchestrator  # noqa: E402
 from orchestrator.sim import down  # noqa: E402
+from orchestrator.sim import host as sim_host  # noqa: E402
 from orchestrator.sim.testing import SimSite, bring_up, unavailable_reason  # noqa: E402
 from orchestrator.store.sqlite import Store  # noqa: E402
 
 SITE = "orchovh"  # never orchtest, orchbench, orchrel
 HOSTS = ("login", "data", "builder")
 LOCK_FILE = "/tmp/orchovh.lock"
+# Each simulated host writes into a tmpfs of 1 GiB by default (orchestrator.sim.host.TMPFS_SIZE): too small for
+# the 1 GB case, its pack and its unpacked copy. This site gets more (memory is taken only as written).
+HOST_TMPFS = "6g"
 TOPOLOGY = ROOT / "topologies" / "minimal-workflow.yaml"
 SAMPLE = ROOT / "workflows" / "wordcount" / "data" / "sample"
 DEPLOYMENT = "wordcount"
@@ -407,6 +411,7 @@ def main() -> int:
     try:
         down(SITE, site_dir)  # whatever a killed run of ours left (netns orchovh-*), as we hold the lock
         log(f"site {SITE} up in {site_dir}")
+        sim_host.TMPFS_SIZE = HOST_TMPFS  # read when each host starts: this site only, in this process
         site = bring_up(SITE, site_dir, HOSTS)
         home = work / "home"
         env = deploy_on_site(site, home)
