@@ -45,7 +45,9 @@ class Running(Core):
                 if previous is None or previous.deployment != name:
                     raise UsageError(f"no execution '{resume}' of deployment '{name}'")
                 if previous.status == ExecutionStatus.DONE:
-                    raise UsageError(f"execution '{resume}' succeeded; nothing to resume")
+                    # as a resume of a finished deploy: nothing runs, and that is a success (orch killed
+                    # between recording the end and exiting leaves exactly this to a script that resumes)
+                    return Result(name, resume, Outcome(), nothing_to_do=True)
                 workflow = previous.workflow
                 inputs = {**self._unsealed(previous.inputs), **inputs}
             elif queued:

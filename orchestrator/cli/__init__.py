@@ -229,6 +229,9 @@ def run(ctx: click.Context, name: str, workflow: str | None, cancel_id: str | No
         name, workflow, _inputs(input_files, assignments), resume=resume_id,
         reporter=ProgressReporter(err, verbose), cancel=_cancel_on_signals(), on_start=started)
     outcome = result.outcome
+    if result.nothing_to_do:
+        err.print(f"execution {result.execution_id} succeeded: nothing to resume")
+        return
     if outcome.ok:
         err.print(f"[green]execution {result.execution_id} done[/] ({outcome.ran} operations run)")
         return

@@ -113,6 +113,25 @@ def test_the_hint_after_deploying_a_topology_with_a_workflow_is_run(tmp_path):
     assert "next: orch run jobs" in result.stderr
 
 
+def test_resume_of_a_succeeded_execution_runs_nothing_and_succeeds(tmp_path):
+    """As a resume of a finished deploy: `run --resume` of an execution that succeeded (orch killed after
+    recording its end, before exiting, leaves exactly this to a script that resumes) runs nothing, says so
+    and exits 0; an unknown execution is still an error."""
+    home, out = tmp_path / "home", tmp_path / "out"
+    out.mkdir()
+    assert orch(home, "deploy", str(JOBS), "-n", "jobs", "--set", f"out_dir={out}").returncode == 0
+    ran = orch(home, "run", "jobs", "--set", "message=hi", "--set", "sleep_a=0")
+    assert ran.returncode == 0, ran.stderr
+    execution = ran.stdout.split()[0]
+    runs_before = len(operation_runs(home, "jobs"))
+    resumed = orch(home, "run", "jobs", "--resume", execution)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"execution {execution} succeeded: nothing to resume" in resumed.stderr
+    assert len(operation_runs(home, "jobs")) == runs_before
+    unknown = orch(home, "run", "jobs", "--resume", "deadbeef")
+    assert unknown.returncode == 2 and "no execution 'deadbeef'" in unknown.stderr
+
+
 # -- 3. TOSCA that used to be dropped without a word ---------------------------------------------------
 
 
