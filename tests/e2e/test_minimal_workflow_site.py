@@ -82,6 +82,25 @@ def test_run_on_slurm_with_correct_results_twice(sim_site, deployed, tmp_path):
     assert (other / "counts.txt").read_text().splitlines() == ["three 3", "two 2", "one 1"]
 
 
+def test_a_large_dataset_is_streamed_from_the_data_host_to_the_cluster(sim_site, deployed, tmp_path):
+    # 5.4 MB of text: above the embedded mover's stream_from (4 MiB), so it goes as one tar stream from the
+    # data host to the login host (action_plugins/eflows_stream.py), not inline
+    make = ("mkdir -p /data/large && python3 -c 'import sys; sys.stdout.write(\"alpha beta gamma\\n\" * 200000)'"
+            " > /data/large/a.txt && python3 -c 'import sys; sys.stdout.write(\"beta gamma\\n\" * 100000)'"
+            " > '/data/large/b c.txt'")
+    assert sim_site.ssh("data", make).returncode == 0
+    results = tmp_path / "large-results"
+    ran = orch(deployed, "run", "wordcount", "--set", "dataset=data:/data/large",
+               "--set", "staged_in_data_path=/data/large-input", "--set", f"result_data_path={results}")
+    assert ran.returncode == 0, ran.stderr
+    assert (results / "counts.txt").read_text().splitlines() == ["beta 300000", "gamma 300000", "alpha 200000"]
+    logged = orch(deployed, "logs", "wordcount", ran.stdout.split()[0])
+    assert "Stream the source into a new folder next to the target" in logged.stdout
+    listed = sim_site.ssh("login", "cd /data/large-input && find . -type f | sort && ls -a /data")
+    assert listed.stdout.split("\n")[:2] == ["./a.txt", "./b c.txt"], listed.stdout
+    assert ".orch-" not in listed.stdout  # no half-moved folder left next to the target
+
+
 def test_deploying_twice_changes_nothing(sim_site, deployed):
     again = orch(deployed, "deploy", str(TOPOLOGY), "-n", "wordcount", "-i", str(sim_site.directory / "site.yaml"))
     assert again.returncode == 0, again.stderr

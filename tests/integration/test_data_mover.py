@@ -1,7 +1,7 @@
 """The embedded data mover (playbooks/eflows/data_move.yaml) through the CLI, on this machine: the target is
 replaced by the dataset (not merged into), dangerous targets are refused, a URL source (a local HTTP
 server), the end-to-end checksum check (the source's sums against the target's) provoked for real, at the
-source and at the target, small packs (inline) and large ones (through a file), and a failed move that
+source and at the target, small packs (inline) and large ones (a tar stream), and a failed move that
 leaves the old target as it was. The topology (tests/integration/data/data_mover.yaml) has only the
 pipeline, so its deploy runs nothing."""
 
@@ -178,17 +178,36 @@ esac
 """
 
 
-def test_data_altered_at_the_target_fails_and_keeps_the_target(home, tmp_path):
-    target = tmp_path / "cluster" / "kept"
-    before = dataset(tmp_path / "before", {"old.txt": "old"})
-    assert move(home, str(before), f"environment:{target}").returncode == 0
+FAILING_TAR = """#!/bin/sh
+# TEST DOUBLE of a target whose disk fills up: tar unpacking into a move's new folder reads a little and fails.
+case "$*" in
+  *.orch-*) head -c 100000 > /dev/null; echo "tar: write error: No space left on device" >&2; exit 2 ;;
+esac
+exec {real} "$@"
+"""
+
+
+def with_tar(tmp_path: Path, double: str) -> dict[str, str]:
+    """This process's environment with a test double of tar first on PATH."""
     tools = tmp_path / "faulty-tools"
     tools.mkdir()
     real_tar = subprocess.run(["sh", "-c", "command -v tar"], capture_output=True, text=True, check=True).stdout.strip()
-    (tools / "tar").write_text(FAULTY_TAR.format(real=real_tar))
+    (tools / "tar").write_text(double.format(real=real_tar))
     (tools / "tar").chmod(0o755)
-    env = {**os.environ, "PATH": f"{tools}{os.pathsep}{os.environ['PATH']}"}
-    after = dataset(tmp_path / "after", {"new.txt": "new", "more.txt": "more"})
+    return {**os.environ, "PATH": f"{tools}{os.pathsep}{os.environ['PATH']}"}
+
+
+# a small dataset travels inline; 5 MB of text is streamed (movers/ansible/move.yaml `stream_from`)
+SIZES = pytest.mark.parametrize("more", ["more", "more words\n" * 500_000], ids=["inline", "streamed"])
+
+
+@SIZES
+def test_data_altered_at_the_target_fails_and_keeps_the_target(home, tmp_path, more):
+    target = tmp_path / "cluster" / "kept"
+    before = dataset(tmp_path / "before", {"old.txt": "old"})
+    assert move(home, str(before), f"environment:{target}").returncode == 0
+    env = with_tar(tmp_path, FAULTY_TAR)
+    after = dataset(tmp_path / "after", {"new.txt": "new", "more.txt": more})
     moved = move(home, f"data:{after}", f"environment:{target}", env=env)
     assert moved.returncode == 1
     assert f"the data at environment:{target} is not the data of data:{after}" in moved.stderr
@@ -198,6 +217,20 @@ def test_data_altered_at_the_target_fails_and_keeps_the_target(home, tmp_path):
     # the same move without the faulty filesystem goes through
     assert move(home, f"data:{after}", f"environment:{target}").returncode == 0
     assert tree(target) == tree(after)
+
+
+@SIZES
+def test_a_target_that_fails_while_unpacking_keeps_the_target(home, tmp_path, more):
+    target = tmp_path / "cluster" / "kept"
+    before = dataset(tmp_path / "before", {"old.txt": "old"})
+    assert move(home, str(before), f"environment:{target}").returncode == 0
+    after = dataset(tmp_path / "after", {"new.txt": "new", "more.txt": more})
+    moved = move(home, f"data:{after}", f"environment:{target}", env=with_tar(tmp_path, FAILING_TAR))
+    assert moved.returncode == 1
+    assert "No space left on device" in moved.stderr, moved.stderr
+    if len(more) > 100:
+        assert f"the stream failed at the target ({target})" in moved.stderr, moved.stderr
+    assert tree(target) == {"old.txt": b"old"} and leftovers(target) == []
 
 
 def test_the_home_folder_is_refused_as_a_target(home, tmp_path):
@@ -234,25 +267,32 @@ def test_a_small_dataset_moves_in_a_few_tasks(home, tmp_path):
     # one task packs at the source, one unpacks, checks and swaps at the target; the rest are Ansible's
     # bookkeeping on the controller (set_fact, add_host, include, the record)
     assert "Pack the source where it is, with its checksums" in ran
-    assert not any("Fetch" in name or "Copy the pack" in name for name in ran), ran
+    assert not any("Stream" in name for name in ran), ran
     assert len(ran) <= 9, ran
 
 
-def test_a_large_dataset_travels_as_a_file_and_leaves_nothing_behind(home, tmp_path):
-    # random bytes do not compress: the pack is larger than what travels inline (1 MiB)
+def test_a_large_dataset_travels_as_a_stream_and_leaves_nothing_behind(home, tmp_path):
+    # random bytes do not compress: their pack is larger than what travels inline (1 MiB); text above 4 MiB
+    # is streamed without being gzipped first
     source = tmp_path / "large"
     source.mkdir()
     (source / "noise.bin").write_bytes(os.urandom(1_500_000))
     (source / "small.txt").write_text("small")
+    (source / "sub").mkdir()
+    (source / "sub" / "text.txt").write_text("words and more words\n" * 250_000)
+    single = tmp_path / "one file.bin"
+    single.write_bytes(os.urandom(1_200_000))
     for origin, destination in ((f"data:{source}", f"environment:{tmp_path}/cluster/large"),
                                 (str(source), f"environment:{tmp_path}/cluster/large2"),
-                                (f"data:{source}", f"{tmp_path}/results/large")):
+                                (f"data:{source}", f"{tmp_path}/results/large"),
+                                (f"data:{single}", f"{tmp_path}/results/single")):
         moved = move(home, origin, destination)
         assert moved.returncode == 0, moved.stderr
         target = Path(destination.split(":", 1)[-1])
-        assert tree(target) == tree(source)
+        expected = tree(source) if origin.endswith("large") else {single.name: single.read_bytes()}
+        assert tree(target) == expected
         assert leftovers(target) == []
         ran = tasks_run(home, moved.stdout.split()[0])
-        assert any("Fetch the pack" in name or "Copy the pack" in name for name in ran), ran
+        assert "Stream the source into a new folder next to the target" in ran, ran
     staging = home / "deployments" / "mover" / "staging"
     assert not staging.exists() or list(staging.iterdir()) == []
