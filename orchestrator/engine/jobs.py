@@ -46,6 +46,17 @@ def is_submit(step: Step) -> bool:
     return step.operation == SUBMIT
 
 
+# Many jobs ready to be submitted at once go to the executor in runs of at most this many, one run at a time:
+# the jobs of a run are watched as soon as it returns, while the next run submits, where one run of all of
+# them (200 submits: about a minute) left the first jobs unwatched until the last one was submitted.
+SUBMITS_PER_RUN = 20
+
+
+def submit_runs(batch: list) -> list[list]:
+    """A batch of prepared submits, in the runs the executor gets them in (SUBMITS_PER_RUN each)."""
+    return [batch[i:i + SUBMITS_PER_RUN] for i in range(0, len(batch), SUBMITS_PER_RUN)]
+
+
 def must_run_to_its_end(step: Step) -> bool:
     """A job's watch and a job's cancel run to their end even while cancelling."""
     return step.operation in (WATCH, CANCEL)

@@ -2,10 +2,11 @@
 
 Ready steps that share a playbook go to the executor as one batch (one Ansible process for all of
 them); the job watches of one host whose playbook can poll many are polled together, as one request
-per host and round (jobs.group_watches). Every transition is written to the store before the next
-decision. A failure stops new steps, lets running ones finish, and is reported with its node,
-operation, host, task and message. An unreachable host is retried with backoff; a failing task is not
-(unless the operation says so).
+per host and round (jobs.group_watches). Many submits ready at once go in runs of
+jobs.SUBMITS_PER_RUN, one run at a time, so that the first jobs are watched while the later ones are
+submitted. Every transition is written to the store before the next decision. A failure stops new
+steps, lets running ones finish, and is reported with its node, operation, host, task and message. An
+unreachable host is retried with backoff; a failing task is not (unless the operation says so).
 """
 
 from __future__ import annotations
@@ -109,7 +110,7 @@ class Scheduler:
         run = _Run(graph, already_done)
         outcome = Outcome()
         with cf.ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="orch-op") as pool:
-            while run.ready or run.running or run.due:
+            while run.ready or run.running or run.due or run.submits_queued:
                 if self.should_cancel():
                     self.cancel.set()
                 stopping = run.unhandled_failure or self.cancel.is_set()
@@ -119,6 +120,7 @@ class Scheduler:
                     if not stopping or due[1] in run.monitors:
                         run.ready.append(due[1])  # job monitors keep watching until the jobs are cancelled
                 if stopping:
+                    run.submits_queued.clear()  # not started: nothing of theirs to watch or cancel
                     run.ready = [r for r in run.ready if r in run.monitors and not self.cancel.is_set()]
                     run.due = [d for d in run.due if d[1] in run.monitors and not self.cancel.is_set()]
                 launch = run.launchable() if run.ready and len(run.running) < self.workers else []
@@ -131,6 +133,12 @@ class Scheduler:
                         run.polling.update(run.groups_of(batch))
                     run.batches = []
                     continue
+                if run.submits_queued and not run.submitting and len(run.running) < self.workers:
+                    batch = run.submits_queued.pop(0)
+                    future = pool.submit(self._run_batch, batch, run)
+                    run.running[future] = batch
+                    run.submitting = future
+                    continue
                 if not run.running:
                     if run.due:
                         time.sleep(max(0.0, min(0.5, min(d[0] for d in run.due) - time.monotonic())))
@@ -138,6 +146,8 @@ class Scheduler:
                 done, _ = cf.wait(list(run.running), timeout=0.25, return_when=cf.FIRST_COMPLETED)
                 for future in done:
                     batch = run.running.pop(future)
+                    if future is run.submitting:
+                        run.submitting = None
                     run.polling.subtract(run.groups_of(batch))
                     results = future.result()
                     ended = time.monotonic()  # one moment for the whole batch: its watches stay in step
@@ -268,7 +278,11 @@ class Scheduler:
                 if jobs.groupable(prepared.request):
                     run.watch_groups[step.id] = jobs.group_key(prepared.request)
             by_playbook[prepared.request.playbook].append(prepared)
-        run.batches.extend(by_playbook.values())
+        for batch in by_playbook.values():
+            if len(batch) > jobs.SUBMITS_PER_RUN and all(jobs.is_submit(p.step) for p in batch):
+                run.submits_queued.extend(jobs.submit_runs(batch))
+            else:
+                run.batches.append(batch)
         return immediate
 
     def _ended_at_submit(self, run: _Run, prepared: PreparedStep) -> bool:
@@ -394,6 +408,8 @@ class _Run:
         self.ready: list[str] = []
         self.running: dict[cf.Future, list[PreparedStep]] = {}
         self.batches: list[list[PreparedStep]] = []
+        self.submits_queued: list[list[PreparedStep]] = []  # runs of many submits, started one at a time
+        self.submitting: cf.Future | None = None  # the run of them in flight
         self.due: list[tuple[float, str]] = []
         self.attempts: dict[str, int] = defaultdict(int)
         self.monitors: set[str] = set()

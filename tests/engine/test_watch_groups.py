@@ -217,3 +217,28 @@ def test_watches_of_two_hosts_are_two_requests_and_results_map_back(tmp_path):
                                                               "TOSCA_JOB_ERROR": ""}
     assert not reported["op_3"].ok and "did not report job 3" in reported["op_3"].message
     assert not groups[1].results(None)["op_2"].ok
+
+
+def test_many_submits_go_in_runs_and_the_first_jobs_are_watched_while_the_rest_are_submitted(tmp_path):
+    names = [f"job_{i}" for i in range(1, 46)]  # 45: two full runs of submits and a part one
+    executor = Scheduler({str(100 + i): ["RUNNING", "RUNNING", "COMPLETED"] for i in range(1, 46)})
+    submits: list[list[str]] = []
+    run_batch = executor.run_batch
+
+    def recording(requests, **kwargs):
+        if requests[0].playbook.endswith("submit.yaml"):
+            submits.append(sorted(r.variables["NODE"] for r in requests))
+        return run_batch(requests, **kwargs)
+
+    executor.run_batch = recording
+    orchestrator, result = run(tmp_path, names, executor)
+    assert result.outcome.ok
+    assert [len(s) for s in submits] == [jobs.SUBMITS_PER_RUN, jobs.SUBMITS_PER_RUN, 5]
+    assert sorted(n for s in submits for n in s) == sorted(names)
+    # the first round polls the first run's jobs alone: it started before the later ones were submitted
+    first_round = {w["TOSCA_JOB_ID"] for w in executor.watch_batches[0][0].variables["ORCH_WATCHES"]}
+    assert first_round == {executor.job_id(n) for n in submits[0]}
+    watches = {r.node: r.status for r in orchestrator.store.operation_runs("t", result.execution_id)
+               if r.operation == "Runnable.run"}
+    assert watches == {n: "done" for n in names}
+    orchestrator.close()
