@@ -10,7 +10,7 @@ What it does, as a person would do it by hand:
                rendered by the same function, playbooks/eflows/filter_plugins/eflows.py), `sbatch --wait`
     stage out  one connection: the result's sha256, then its bytes; checked here
 
-No compression (orch's embedded mover gzips its pack: part of what it costs), no retries, no records.
+No compression (nor has orch's embedded mover, for a dataset above 4 MiB), no retries, no records.
 The embedded variant does the same on this machine with cp-like tar and the command run as a process.
 """
 
