@@ -83,8 +83,8 @@ def test_run_on_slurm_with_correct_results_twice(sim_site, deployed, tmp_path):
 
 
 def test_a_large_dataset_is_streamed_from_the_data_host_to_the_cluster(sim_site, deployed, tmp_path):
-    # 5.4 MB of text: above the embedded mover's stream_from (4 MiB), so it goes as one tar stream from the
-    # data host to the login host (action_plugins/eflows_stream.py), not inline
+    # 5.4 MB of text: above eflows_stream.STREAM_ALONE (4 MiB), so the tar stream from the data host to the
+    # login host has an SSH connection of its own at each end, not the hosts' masters
     make = ("mkdir -p /data/large && python3 -c 'import sys; sys.stdout.write(\"alpha beta gamma\\n\" * 200000)'"
             " > /data/large/a.txt && python3 -c 'import sys; sys.stdout.write(\"beta gamma\\n\" * 100000)'"
             " > '/data/large/b c.txt'")
@@ -95,7 +95,7 @@ def test_a_large_dataset_is_streamed_from_the_data_host_to_the_cluster(sim_site,
     assert ran.returncode == 0, ran.stderr
     assert (results / "counts.txt").read_text().splitlines() == ["beta 300000", "gamma 300000", "alpha 200000"]
     logged = orch(deployed, "logs", "wordcount", ran.stdout.split()[0])
-    assert "Stream the source into a new folder next to the target" in logged.stdout
+    assert "Move the dataset (checksums at the source, one tar stream" in logged.stdout
     listed = sim_site.ssh("login", "cd /data/large-input && find . -type f | sort && ls -a /data")
     assert listed.stdout.split("\n")[:2] == ["./a.txt", "./b c.txt"], listed.stdout
     assert ".orch-" not in listed.stdout  # no half-moved folder left next to the target
