@@ -276,7 +276,10 @@ class Scheduler:
             if prepared.is_monitor:
                 run.monitors.add(step.id)
                 if jobs.groupable(prepared.request):
-                    run.watch_groups[step.id] = jobs.group_key(prepared.request)
+                    group = run.watch_groups[step.id] = jobs.group_key(prepared.request)
+                    if run.polling[group] > 0:  # a first watch, while its host is polled: it joins the next poll
+                        run.ready.append(step.id)
+                        continue
             by_playbook[prepared.request.playbook].append(prepared)
         for batch in by_playbook.values():
             if len(batch) > jobs.SUBMITS_PER_RUN and all(jobs.is_submit(p.step) for p in batch):

@@ -9,6 +9,8 @@ the simulated site in tests/integration/test_jobs_many.py."""
 from __future__ import annotations
 
 import base64
+import threading
+import time
 from pathlib import Path
 
 from orchestrator.api import Orchestrator
@@ -223,12 +225,23 @@ def test_many_submits_go_in_runs_and_the_first_jobs_are_watched_while_the_rest_a
     names = [f"job_{i}" for i in range(1, 46)]  # 45: two full runs of submits and a part one
     executor = Scheduler({str(100 + i): ["RUNNING", "RUNNING", "COMPLETED"] for i in range(1, 46)})
     submits: list[list[str]] = []
+    polls_in_flight, most_in_flight = [0], [0]
+    lock = threading.Lock()
     run_batch = executor.run_batch
 
     def recording(requests, **kwargs):
         if requests[0].playbook.endswith("submit.yaml"):
             submits.append(sorted(r.variables["NODE"] for r in requests))
-        return run_batch(requests, **kwargs)
+            return run_batch(requests, **kwargs)
+        with lock:
+            polls_in_flight[0] += 1
+            most_in_flight[0] = max(most_in_flight[0], polls_in_flight[0])
+        time.sleep(0.05)  # a poll takes a while: the next run of submits returns meanwhile
+        try:
+            return run_batch(requests, **kwargs)
+        finally:
+            with lock:
+                polls_in_flight[0] -= 1
 
     executor.run_batch = recording
     orchestrator, result = run(tmp_path, names, executor)
@@ -238,6 +251,9 @@ def test_many_submits_go_in_runs_and_the_first_jobs_are_watched_while_the_rest_a
     # the first round polls the first run's jobs alone: it started before the later ones were submitted
     first_round = {w["TOSCA_JOB_ID"] for w in executor.watch_batches[0][0].variables["ORCH_WATCHES"]}
     assert first_round == {executor.job_id(n) for n in submits[0]}
+    # the later runs' jobs join the host's next poll: never two polls of one host at once
+    assert most_in_flight[0] == 1
+    assert all(len(batch) == 1 for batch in executor.watch_batches)
     watches = {r.node: r.status for r in orchestrator.store.operation_runs("t", result.execution_id)
                if r.operation == "Runnable.run"}
     assert watches == {n: "done" for n in names}
