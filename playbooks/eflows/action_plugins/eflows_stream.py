@@ -111,6 +111,10 @@ def end_argv(host: dict | None, script: str, args: list[str], alone: bool = Fals
     return argv
 
 
+def _over_ssh(host: dict | None) -> bool:
+    return bool(host) and host.get("ansible_connection") == "ssh"
+
+
 def _said(stream) -> str:
     stream.seek(0)
     return stream.read().decode("utf-8", "replace").strip()
@@ -133,8 +137,18 @@ class ActionModule(ActionBase):
         except (KeyError, TypeError, ValueError) as missing:
             raise AnsibleActionFail(f"eflows_stream needs a source and a target, each with a path: {missing}") \
                 from None
-        surveyed = subprocess.run(end_argv(source.get("host"), SURVEY, [source_path]), stdin=subprocess.DEVNULL,
-                                  capture_output=True, check=False)
+        # The target's SSH master, if it has none yet, is opened while the source is surveyed: two handshakes
+        # at once instead of one after the other (what it says does not matter: the stream's own command does).
+        warming = None
+        if _over_ssh(target.get("host")) and os.environ.get("ANSIBLE_SSH_CONTROL_PATH_DIR"):
+            warming = subprocess.Popen(end_argv(target.get("host"), "true", []), stdin=subprocess.DEVNULL,
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            surveyed = subprocess.run(end_argv(source.get("host"), SURVEY, [source_path]),
+                                      stdin=subprocess.DEVNULL, capture_output=True, check=False)
+        finally:
+            if warming is not None:
+                warming.wait()
         lines = surveyed.stdout.decode("utf-8", "replace").splitlines()
         if surveyed.returncode != 0 or not lines or not lines[0].strip().isdigit():
             raise _failed("source", source_path, surveyed.returncode,
