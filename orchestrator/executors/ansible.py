@@ -121,9 +121,14 @@ class _Worker:
         self.process.wait()
         self.protocol.close()
 
-    def close(self) -> None:
-        if self.alive():
+    def ask_to_end(self) -> None:
+        """End of input: an idle worker exits by itself (close() waits for it)."""
+        if self.alive() and not self.process.stdin.closed:
             self.process.stdin.close()
+
+    def close(self) -> None:
+        self.ask_to_end()
+        if self.alive():
             try:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
@@ -290,9 +295,13 @@ class AnsibleExecutor:
         """End the workers, and the SSH masters that ControlPersist kept open for this command."""
         with self._lock:
             workers, self._all, self._idle = self._all, [], []
+        # all at once, not one after the other: each worker's interpreter and each master take a while to end,
+        # and the command's exit waits for the last of them
+        for worker in workers:
+            worker.ask_to_end()
+        _end_masters(Path(self.control_dir))
         for worker in workers:
             worker.close()
-        _end_masters(Path(self.control_dir))
         if self._runs is not None:
             shutil.rmtree(self._runs, ignore_errors=True)
 
@@ -315,10 +324,15 @@ def _with_keys(request: OperationRequest, keys: dict[str, Path]) -> OperationReq
 
 def _end_masters(control_dir: Path) -> None:
     """Ask the SSH masters whose sockets are in the folder to exit, then remove it."""
-    for socket_path in control_dir.glob("*"):
-        if socket_path.is_socket():
-            subprocess.run(["ssh", "-o", f"ControlPath={socket_path}", "-O", "exit", "orch-control"],
-                           capture_output=True, timeout=10, check=False, stdin=subprocess.DEVNULL)
+    asked = [subprocess.Popen(["ssh", "-o", f"ControlPath={socket_path}", "-O", "exit", "orch-control"],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             for socket_path in control_dir.glob("*") if socket_path.is_socket()]
+    for asking in asked:
+        try:
+            asking.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            asking.kill()
+            asking.wait()
     shutil.rmtree(control_dir, ignore_errors=True)
 
 
