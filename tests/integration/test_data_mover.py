@@ -296,3 +296,14 @@ def test_a_large_dataset_travels_as_a_stream_and_leaves_nothing_behind(home, tmp
         assert MOVE_TASK in ran, ran
     staging = home / "deployments" / "mover" / "staging"
     assert not staging.exists() or list(staging.iterdir()) == []
+
+
+def test_a_name_that_is_not_utf8_moves(home, tmp_path):
+    source = tmp_path / "latin1"
+    source.mkdir()
+    (source / os.fsdecode(b"caf\xe9.txt")).write_text("coffee")  # Latin-1 bytes, not UTF-8
+    (source / "plain.txt").write_text("plain")
+    target = tmp_path / "cluster" / "latin1"
+    moved = move(home, f"data:{source}", f"environment:{target}")
+    assert moved.returncode == 0, moved.stderr
+    assert tree(target) == tree(source)

@@ -154,7 +154,8 @@ class ActionModule(ActionBase):
             raise _failed("source", source_path, surveyed.returncode,
                           surveyed.stderr.decode("utf-8", "replace").strip())
         size, manifest = int(lines[0]), lines[1:]
-        digest = hashlib.sha256("\n".join(manifest).encode()).hexdigest()
+        # of the bytes the target's shell will hash: a name that is not UTF-8 must not make the digests differ
+        digest = hashlib.sha256(surveyed.stdout.partition(b"\n")[2].rstrip(b"\n")).hexdigest()
         alone = size > STREAM_ALONE
         send = end_argv(source.get("host"), SEND, [source_path], alone)
         receive = end_argv(target.get("host"), RECEIVE, [target_path, digest], alone)
