@@ -5,6 +5,12 @@ a generated topology with, on each host, one Compute and one node whose create a
 Ansible task (touch / remove a file), deployed and undeployed --repeats times from fresh orch homes.
 Reported: the median deploy wall time per N, its ratio to the smallest N, and the new SSH
 connections each host's sshd accepted during each deploy (its "Accepted publickey" log lines).
+
+Beside each deploy, in the same conditions, the floor: the same create play over the same hosts as ONE
+plain `ansible-playbook` run (the same SSH settings orch gives Ansible: host keys checked, pipelining,
+ControlPersist, a fresh control folder so that it opens its own connections; orch's forks). Its own
+growth from the smallest N is what the machine does with more hosts whatever the orchestrator: each
+host's module run is a Python on the simulated host, which shares the controller's cores.
 """
 
 from __future__ import annotations
@@ -13,17 +19,23 @@ import os
 import resource
 import shutil
 import statistics
+import subprocess
 import tempfile
 import time
 from pathlib import Path
 
+import yaml
+from floor import ansible_playbook
 from sim_latency import ACCEPTED, COMPUTE, INPUTS, PREAUTH, log, orch
+
+from orchestrator.executors.inventory import Target, ansible_environment, connection_vars
 
 from orchestrator.sim import SimError, down, status
 from orchestrator.sim.testing import SimSite, bring_up
 
 SITE = "orchscale"  # never orchtest, orchrel, orchbench: other people's sites
 GROW_STEP = 5  # hosts booted per `up` when a whole site at once does not come up (see bring_up_site)
+ORCH_FORKS = 20  # orch's AnsibleExecutor default: the floor runs with the same
 
 PLAY = """\
 - hosts: all
@@ -84,6 +96,38 @@ def bring_up_site(directory: Path, hosts: list[str]) -> tuple[SimSite, str | Non
     return site, error
 
 
+def floor_inventory(site: SimSite, addresses: dict[str, str], hosts: list[str], path: Path) -> Path:
+    """Each host once, reached exactly as orch reaches it (orch's own connection variables), with the
+    variable the play reads (NODE, as orch's operations have it)."""
+    entries = {}
+    for h in hosts:
+        target = Target(name=h, address=addresses[h], user=site["ssh_user"], port=site.values.get("ssh_port"),
+                        key_file=site["ssh_key_file"],
+                        known_hosts_file=site["known_hosts_file"])
+        entries[h] = {**connection_vars(target), "NODE": f"{h}_app"}
+    path.write_text(yaml.safe_dump({"all": {"hosts": entries}}))
+    return path
+
+
+def run_floor(inventory: Path, playbook: Path) -> float:
+    """One `ansible-playbook` of the play, its own SSH masters (ended afterwards, not timed)."""
+    control_dir = tempfile.mkdtemp(prefix="osf-", dir="/tmp")  # short: ssh's ControlPath limit
+    env = {**os.environ, **ansible_environment(control_dir, ORCH_FORKS)}
+    try:
+        began = time.monotonic()
+        ran = subprocess.run([ansible_playbook(), "-i", str(inventory), str(playbook)], env=env,
+                             stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600, check=False)
+        took = time.monotonic() - began
+        if ran.returncode != 0:
+            raise RuntimeError(f"the floor's ansible-playbook failed ({ran.returncode}): {ran.stdout[-2000:]}")
+        return took
+    finally:
+        for socket_path in Path(control_dir).glob("*"):
+            subprocess.run(["ssh", "-o", f"ControlPath={socket_path}", "-O", "exit", "floor"],
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=30, check=False)
+        shutil.rmtree(control_dir, ignore_errors=True)
+
+
 def log_offsets(site: SimSite, hosts: list[str]) -> dict[str, int]:
     return {h: (site.directory / "hosts" / h / "init.log").stat().st_size for h in hosts}
 
@@ -112,6 +156,8 @@ def measure_size(work: Path, count: int, repeats: int) -> dict:
         addresses = {h: v["address"] for h, v in status(SITE, site_dir)["hosts"].items()}
         topology = one_node_per_host(folder / "topology", hosts)
         sets = [arg for h in hosts for arg in ("--set", f"{h}_host={addresses[h]}")]
+        inventory = floor_inventory(site, addresses, hosts, folder / "floor-inventory.yaml")
+        playbooks = topology.parent / "playbooks"
         runs = []
         for i in range(repeats):
             home = folder / f"home-{i}"
@@ -128,10 +174,14 @@ def measure_size(work: Path, count: int, repeats: int) -> dict:
             offsets = log_offsets(site, hosts)
             _, undeploy_s = orch(home, "undeploy", "scale")
             time.sleep(0.2)
-            runs.append({"deploy_s": round(deploy_s, 2), "deploy_orch_cpu_s": round(orch_cpu_s, 2),
+            floor_s = run_floor(inventory, playbooks / "create.yaml")
+            floor_undeploy_s = run_floor(inventory, playbooks / "delete.yaml")
+            runs.append({"deploy_s": round(deploy_s, 2), "floor_deploy_s": round(floor_s, 2),
+                         "floor_undeploy_s": round(floor_undeploy_s, 2), "deploy_orch_cpu_s": round(orch_cpu_s, 2),
                          "deploy_machine_cpu_s": round(machine_s, 2), "undeploy_s": round(undeploy_s, 2),
                          "deploy_connections": deployed, "undeploy_connections": accepted_since(site, offsets)})
-            log(f"hosts: N={count} repeat {i + 1}/{repeats}: deploy {deploy_s:.1f} s, undeploy {undeploy_s:.1f} s")
+            log(f"hosts: N={count} repeat {i + 1}/{repeats}: deploy {deploy_s:.1f} s (floor {floor_s:.1f} s), "
+                f"undeploy {undeploy_s:.1f} s (floor {floor_undeploy_s:.1f} s)")
     finally:
         down(SITE, site_dir)
     return {"hosts": count, "site_up_s": round(up_s, 1), "boot_all_at_once_error": boot_error, "runs": runs,
@@ -141,7 +191,11 @@ def measure_size(work: Path, count: int, repeats: int) -> dict:
 def summary(runs: list[dict]) -> dict:
     per_host = [c["accepted"] for r in runs for c in r["deploy_connections"].values()]
     totals = [sum(c["accepted"] for c in r["deploy_connections"].values()) for r in runs]
-    return {"deploy_median_s": round(statistics.median(r["deploy_s"] for r in runs), 2),
+    deploy_s = statistics.median(r["deploy_s"] for r in runs)
+    floor_s = statistics.median(r["floor_deploy_s"] for r in runs)
+    return {"deploy_median_s": round(deploy_s, 2), "floor_deploy_median_s": round(floor_s, 2),
+            "deploy_x_floor": round(deploy_s / floor_s, 2),
+            "floor_undeploy_median_s": round(statistics.median(r["floor_undeploy_s"] for r in runs), 2),
             "deploy_orch_cpu_median_s": round(statistics.median(r["deploy_orch_cpu_s"] for r in runs), 2),
             "deploy_machine_cpu_median_s": round(statistics.median(r["deploy_machine_cpu_s"] for r in runs), 2),
             "undeploy_median_s": round(statistics.median(r["undeploy_s"] for r in runs), 2),
@@ -167,19 +221,22 @@ def measure(counts: list[int], repeats: int, keep: bool) -> dict:
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
     base = sizes[0]["deploy_median_s"] if sizes else None
+    floor_base = sizes[0]["floor_deploy_median_s"] if sizes else None
     for size in sizes:
         size["deploy_x_smallest"] = round(size["deploy_median_s"] / base, 2)
+        size["floor_x_smallest"] = round(size["floor_deploy_median_s"] / floor_base, 2)
     return {"repeats": repeats, "sizes": sizes, "failure": failure,
             "largest_that_works": sizes[-1]["hosts"] if sizes else None}
 
 
 def print_table(result: dict) -> None:
     print(f"One node per host, `orch deploy` on site {SITE} (median of {result['repeats']})")
-    print("| hosts | site up s | deploy s | x smallest | orch CPU s | machine CPU s | undeploy s "
-          "| SSH conn. per host (max) | total (max) |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| hosts | site up s | deploy s | x smallest | floor s | floor x smallest | deploy x floor | orch CPU s "
+          "| machine CPU s | undeploy s | SSH conn. per host (max) | total (max) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for s in result["sizes"]:
         print(f"| {s['hosts']} | {s['site_up_s']} | {s['deploy_median_s']} | {s['deploy_x_smallest']} | "
+              f"{s['floor_deploy_median_s']} | {s['floor_x_smallest']} | {s['deploy_x_floor']} | "
               f"{s['deploy_orch_cpu_median_s']} | {s['deploy_machine_cpu_median_s']} | {s['undeploy_median_s']} | "
               f"{s['deploy_connections_max_per_host']} | {s['deploy_connections_total_max']} |")
     for s in result["sizes"]:
