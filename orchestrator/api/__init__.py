@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from orchestrator.api.background import Work
 from orchestrator.api.catalogue import Catalogued
-from orchestrator.api.core import niced_ansible_executor
+from orchestrator.api.core import PooledAnsibleExecutors
 from orchestrator.api.deploying import Deploying, new_execution_id
 from orchestrator.api.inputs import read_inputs
 from orchestrator.api.records import (
@@ -86,6 +86,7 @@ __all__ = [
     "Outcome",
     "OutputsView",
     "PlanView",
+    "PooledAnsibleExecutors",
     "Problem",
     "Refused",
     "Result",
@@ -100,6 +101,5 @@ __all__ = [
     "Work",
     "default_home",
     "new_execution_id",
-    "niced_ansible_executor",
     "read_inputs",
 ]

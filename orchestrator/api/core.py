@@ -37,9 +37,41 @@ def ansible_executor(home: Path, nice: int = 0) -> Executor:
     return AnsibleExecutor(home, warm=True, nice=nice)
 
 
-def niced_ansible_executor(nice: int) -> ExecutorFactory:
-    """Ansible workers at a lower priority: what a service uses, so that its replies come before the work."""
-    return lambda home: ansible_executor(home, nice)
+class PooledAnsibleExecutors:
+    """The executor factory of a long-lived process (the service): each command's executor starts with an
+    Ansible worker that a pool started and warmed beforehand, so an execution pays no interpreter start
+    (see executors.ansible.WorkerPool); workers at `nice`, so that the service's replies come first.
+    start() fills the pool (until then, and after close(), each executor starts its own worker, as a
+    command's does), close() ends the workers still waiting."""
+
+    def __init__(self, nice: int = 0):
+        self.nice = nice
+        self._pool = None
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        from orchestrator.executors.ansible import WorkerPool
+
+        with self._lock:
+            if self._pool is None:
+                self._pool = WorkerPool(nice=self.nice)
+
+    def __call__(self, home: Path) -> Executor:
+        from orchestrator.executors.ansible import AnsibleExecutor
+
+        return AnsibleExecutor(home, warm=True, nice=self.nice, pool=self._pool)
+
+    @property
+    def ready_pids(self) -> list[int]:
+        """The process ids of the warm workers waiting for the next command."""
+        with self._lock:
+            return self._pool.ready_pids if self._pool is not None else []
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
 
 
 def load_topology(path: str, inputs: Mapping[str, Any], *, allow_remote_imports: bool = False,

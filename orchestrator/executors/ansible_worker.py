@@ -4,13 +4,17 @@ Starting `ansible-playbook` costs 0.6–0.9 s on our machines (interpreter, impo
 before any task runs; orch starts a few of these workers per command instead of one process per
 batch. Protocol, one JSON object per line:
 
-    parent → worker (stdin):  {"id": 7, "playbook": "/abs/play.yaml", "inventory": "/abs/inventory.yaml"}
+    parent → worker (stdin):  {"id": 7, "playbook": "/abs/play.yaml", "inventory": "/abs/inventory.yaml",
+                               "environment": {"ANSIBLE_SSH_CONTROL_PATH_DIR": "/tmp/orch-cp-..."}}
     worker → parent (the pipe ORCH_PROTOCOL_FD):   {"id": 7, "event": {...}}
                                                    for every task result (ansible-runner's shape)
                               {"id": 7, "rc": 0, "error": null}  when the playbook has ended
 
 Run as `python -m orchestrator.executors.ansible_worker`; the environment (ANSIBLE_* settings)
-comes from the parent and is read by Ansible once, at import.
+comes from the parent and is read by Ansible once, at import. A request's "environment" holds what
+belongs to the command that sends it rather than to the worker (its SSH masters' folder): Ansible reads
+a plugin's settings from the environment when a task uses the plugin, in the task's fork, so a worker
+started before its command existed (a service's pool, see ansible.WorkerPool) serves it.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ def main() -> int:
     for line in sys.stdin:
         request = json.loads(line)
         os.environ["ORCH_REQUEST_ID"] = str(request["id"])
+        os.environ.update(request.get("environment") or {})
         error = None
         try:
             rc = _run_playbook(request["inventory"], request["playbook"])

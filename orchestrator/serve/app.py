@@ -26,11 +26,11 @@ from orchestrator.api import (
     LoadError,
     NotFound,
     Orchestrator,
+    PooledAnsibleExecutors,
     Refused,
     UsageError,
     User,
     Work,
-    niced_ansible_executor,
 )
 from orchestrator.serve import models
 
@@ -47,7 +47,9 @@ class Server:
     """The state one server process keeps beside the store: the work it runs, by execution id."""
 
     def __init__(self, home: Path, data_roots: tuple[Path, ...]):
-        self.api = Orchestrator(home, executor_factory=niced_ansible_executor(WORKER_NICE), store_per_thread=True)
+        # each execution starts with an Ansible worker already warm (started while the service was idle)
+        self.executors = PooledAnsibleExecutors(WORKER_NICE)
+        self.api = Orchestrator(home, executor_factory=self.executors, store_per_thread=True)
         self.api.data_roots = data_roots
         self.works: dict[str, Work] = {}
         self.lock = threading.Lock()
@@ -98,6 +100,7 @@ def create_app(home: Path, data_roots: tuple[Path, ...] = (), *, resume: bool = 
         # releases and takes it back), so a few threads answer faster than anyio's default forty.
         anyio.to_thread.current_default_thread_limiter().total_tokens = REQUEST_THREADS
         app.state.warmed = await anyio.to_thread.run_sync(server.api.warm)
+        server.executors.start()
         if resume:
             app.state.resumed = server.resume_interrupted()
         stop = threading.Event()
@@ -108,6 +111,7 @@ def create_app(home: Path, data_roots: tuple[Path, ...] = (), *, resume: bool = 
         finally:
             stop.set()
             dispatcher.join(timeout=5)
+            server.executors.close()
 
     errors = {status: {"model": models.Problem, "description": meaning} for status, meaning in (
         (400, "the body could not be read"), (401, "no token, or not a valid one"), (403, "an admin's token is needed"),

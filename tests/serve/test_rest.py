@@ -5,6 +5,7 @@ inputs refused as data, malformed bodies, the generated OpenAPI document."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -85,8 +86,21 @@ def test_keys_are_their_owners_alone(service):
     assert client.get("/api/v1/ssh_keys", headers=auth(tokens, "alice")).json() == []
 
 
+def ended(pid: int, timeout: float = 30) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
 def test_a_scientists_execution_runs_gives_results_and_logs_and_is_theirs_alone(service):
     client, tokens, out = service
+    executors = client.app.state.server.executors
+    (warm,) = executors.ready_pids  # started with the service, before anyone asked for anything
     started = client.post("/api/v1/executions", headers=auth(tokens, "alice"),
                           json={"workflow": EXPOSED, "inputs": {"message": "from alice"}})
     assert started.status_code == 202, started.text
@@ -99,6 +113,8 @@ def test_a_scientists_execution_runs_gives_results_and_logs_and_is_theirs_alone(
 
     done = wait_over(client, tokens, "alice", execution_id)
     assert done["status"] == "done", done
+    # the execution ran in the worker the pool had warmed, which ended with it; the next one waits
+    assert ended(warm) and len(executors.ready_pids) == 1 and executors.ready_pids != [warm]
     assert done["steps"] and all(s["status"] == "done" for s in done["steps"] if s["operation"]), done["steps"]
     assert done["edges"]
     assert (out / "b").read_text() == "from alice\n"
