@@ -116,8 +116,8 @@ def test_the_eflows_job_playbooks_dispatch_through_the_launcher_mapping():
         assert "launcher ==" not in (eflows / name).read_text(), f"{name} branches on the launcher itself"
     for name, action in (("data_move.yaml", "move"), ("data_done.yaml", "state"), ("data_remove.yaml", "remove")):
         mover = f"movers/{{{{ mover_name }}}}/{action}.yaml"
-        # data_move.yaml also includes the catalogue's registration of a result, for the nodes that ask
-        assert includes(eflows / name) == ([mover, "tasks/catalogue_register.yaml"] if action == "move" else [mover])
+        # data_move.yaml also includes, for catalogue data, the check against its record and the registration
+        assert includes(eflows / name) == ([mover, "tasks/catalogue_after_move.yaml"] if action == "move" else [mover])
 
 
 def test_a_launcher_on_its_schedulers_submit_has_the_application_line(tmp_path):

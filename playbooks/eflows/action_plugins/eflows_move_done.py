@@ -1,7 +1,8 @@
 """Action eflows_move_done: the embedded mover's last step on the controller, done inside Ansible's own
 process: remove the move's staging folder and, with `record`, remember the target it wrote (one JSON line
 in the node's record file, added once, 0600), for the undeploy's remove.yaml. Without `record` it only
-removes the staging folder (after a failed move).
+removes the staging folder (after a failed move). With `report`, a mapping, sets those facts (the move's
+report to orch), so that the move's last step is one task and not two.
 
 An action and not a module because both are a few file operations on this controller: a module run would
 start a Python process for them, the dearest task of a small move."""
@@ -27,6 +28,8 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail("eflows_move_done needs staging")
         shutil.rmtree(str(args["staging"]), ignore_errors=True)
         result["changed"] = False
+        if args.get("report"):
+            result["ansible_facts"] = dict(args["report"])
         if not args.get("record"):
             return result
         if not args.get("path"):

@@ -1,5 +1,5 @@
 """Action eflows_stream: the embedded mover's move (movers/ansible/move.yaml), done from the controller with
-three commands at the two ends and no module run:
+three commands at the two ends (and a `true` that opens the target's SSH master early) and no module run:
 
 1. at the source: does it exist, how large is it, and every file's sha256 (the manifest: one line each, in a
    stable order);
@@ -8,9 +8,9 @@ three commands at the two ends and no module run:
    (as a digest of the manifest, given as an argument); only if they are equal is the new folder swapped in
    for the target, else the target is left as it was and the target's manifest comes back.
 
-Arguments: `source` and `target`, each `{host: <its ORCH_HOSTS entry, or {} for this controller>, path}`.
-Returns `manifest` (the source's, as lines), and `arrived` (the target's manifest) when the files differ:
-move.yaml's next task then names them. A failure names the end and what it said; an end that cannot be
+Arguments: `source` and `target`, each `{host: <its ORCH_HOSTS entry, or {} for this controller>, path}`, and
+`mismatch`, what to say when the files that arrived are not the source's (the task then fails, naming them).
+Returns `manifest` (the source's, as lines). A failure names the end and what it said; an end that cannot be
 reached (ssh exit 255) is reported unreachable, so that the engine retries it as it retries any other.
 
 Paths reach the ends' shells only as arguments ("$1"), quoted for the remote shell as Ansible quotes its own;
@@ -170,7 +170,11 @@ class ActionModule(ActionBase):
                 sent = sending.wait()
             result.update(changed=receiving.returncode == 0, manifest=manifest, size=size)
             if receiving.returncode == 3:
-                result.update(changed=False, arrived=receiving.stdout.decode("utf-8", "replace").splitlines())
+                arrived = receiving.stdout.decode("utf-8", "replace").splitlines()
+                differ = sorted(set(manifest).symmetric_difference(arrived))
+                what = self._task.args.get("mismatch") or f"the data at {target_path} is not the data of {source_path}"
+                result.update(changed=False, failed=True, arrived=arrived,
+                              msg=f"{what} (the target is left as it was): the checksums differ for {differ}")
                 return result
             if receiving.returncode != 0:
                 said = _said(receiver_said)

@@ -1,0 +1,1 @@
+../../jobs/action_plugins/orch_exec.py
