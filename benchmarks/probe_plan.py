@@ -19,8 +19,9 @@ from orch_self import _write_self_usage
 
 def main(topology: str) -> dict:
     importing = time.perf_counter()
-    from orchestrator.plan import render
+    from orchestrator import render
     from orchestrator.plan.lifecycle import install_plan
+    from orchestrator.plan.view import plan_view
     from orchestrator.tosca.loader import load
 
     started = time.perf_counter()  # orch's modules imported (and tosca-parser, networkx with them)
@@ -30,7 +31,7 @@ def main(topology: str) -> dict:
     graph = install_plan(loaded)
     planned_at = time.perf_counter()
     cpu_planned = time.process_time()
-    text = render.RENDERERS["json"](graph)
+    text = render.RENDERERS["json"](plan_view(graph))
     rendered_at = time.perf_counter()
     return {
         "nodes": len(loaded.nodes),
