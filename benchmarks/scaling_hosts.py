@@ -29,7 +29,6 @@ from floor import ansible_playbook
 from sim_latency import ACCEPTED, COMPUTE, INPUTS, PREAUTH, log, orch
 
 from orchestrator.executors.inventory import Target, ansible_environment, connection_vars
-
 from orchestrator.sim import SimError, down, status
 from orchestrator.sim.testing import SimSite, bring_up
 
